@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The GPU checks of issue "Reproduce the paper on real CIFAR-100" as one prepared script for the device tool.
+# Expects CIFAR-100 staged as in DEVELOPERS.md (.gpu-data/a with train_a.webp test.webp labels.npz unpack.py,
+# .gpu-data/b with train_b.webp) and writes JSON results under $OUT (default benchmarks/results).
+#   STAGE=bench       throughput of HamJEPA and SIGReg + encoder floor (a few minutes)
+#   STAGE=reproduce   30-epoch HamJEPA + SIGReg (+ evaluation), seed 0
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/results}
+mkdir -p "$OUT"
+pip install -q --no-deps -e . >/dev/null
+NPZ=/root/cifar100.npz
+if [ ! -f "$NPZ" ]; then
+  mkdir -p /root/cifar-src && cp .gpu-data/a/* .gpu-data/b/* /root/cifar-src/
+  python3 /root/cifar-src/unpack.py "$NPZ" --src /root/cifar-src
+fi
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+case "${STAGE:-bench}" in
+  bench)
+    for cfg in cifar100_hamjepa cifar100_sigreg; do
+      hamjepa bench "configs/$cfg.yaml" "data.path=$NPZ" --steps 40 --warmup 15 --out "$OUT/bench_${cfg}_${COMMIT}.json"
+      hamjepa bench "configs/$cfg.yaml" "data.path=$NPZ" model.compile=true --steps 40 --warmup 25 \
+        --out "$OUT/bench_${cfg}_compile_${COMMIT}.json" || echo "compile failed for $cfg"
+    done
+    ;;
+  reproduce)
+    /usr/bin/time -v hamjepa reproduce cifar100 --data "$NPZ" --epochs "${EPOCHS:-30}" --seeds ${SEEDS:-0} \
+      --methods ${METHODS:-hamjepa sigreg} --out /root/repro train.progress=false 2>&1 | tail -40
+    cp /root/repro/table.json "$OUT/reproduce_cifar100_e${EPOCHS:-30}_${COMMIT}.json"
+    ;;
+esac

@@ -1,0 +1,70 @@
+"""The ``hamjepa`` command line.
+
+Subcommands: ``train``, ``eval``, ``compare``, ``bench``, ``data``, ``diagnose``, ``theory``, ``reproduce``.
+Every user mistake (bad config key, bad data path, bad checkpoint) prints one ``error:`` line and exits 2.
+Run ``hamjepa <subcommand> --help`` for the options of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from hamjepa import __version__
+from hamjepa.errors import HamjepaError
+
+# Modules that register subcommands with ``add_parser(subparsers)``, in help order.
+_SUBCOMMAND_MODULES = (
+    "hamjepa.engine.cli",  # train, bench
+    "hamjepa.evaluation.cli",  # eval, compare
+    "hamjepa.data.cli",  # data
+    "hamjepa.diagnostics.cli",  # diagnose
+    "hamjepa.theory.cli",  # theory
+    "hamjepa.reproduce.cli",  # reproduce
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="hamjepa",
+        description=(
+            "HamJEPA: joint-embedding predictive learning with Hamiltonian latent dynamics. Train HamJEPA, "
+            "LeJEPA+SIGReg, MLP-HJEPA or BiJEPA, evaluate frozen features, and check the geometry."
+        ),
+        epilog="Example: hamjepa train configs/cifar100_hamjepa.yaml data.path=data/cifar100.npz train.epochs=30",
+    )
+    parser.add_argument("--version", action="version", version=f"hamjepa {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _SUBCOMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hamjepa`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except HamjepaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # argument checks of the library: one line too, traceback on request
+        if os.environ.get("HAMJEPA_DEBUG"):
+            raise
+        print(f"error: {' '.join(str(err).split())} (set HAMJEPA_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""Structural checks of a learned latent predictor at its real dimension (``hamjepa diagnose RUN_DIR``).
+
+:func:`diagnose_predictor` works for any module ``predictor(z [B, D], direction=+1|-1) -> [B, D]``
+(:class:`~hamjepa.dynamics.HamiltonianPredictor`, :class:`~hamjepa.dynamics.MLPPredictor`). Everything runs
+on a float64 deep copy of the predictor, so a symplectic map shows round-off-level defects.
+
+Checks (``Omega = [[0, I], [-I, 0]]``, ``J`` = Jacobian of the forward map at a state):
+
+* **symplecticity defect by probes**: for Gaussian probes ``u, v``,
+  ``u^T (J^T Omega J - Omega) v = (Ju)^T Omega (Jv) - u^T Omega v``; since ``E[(u^T A v)^2] = ||A||_F^2`` for
+  independent standard-normal probes, the root-mean-square over probes estimates ``||J^T Omega J - Omega||_F``
+  per state. It is reported raw and relative to ``||Omega||_F = sqrt(D)``. JVPs use forward-mode AD
+  (``torch.autograd.forward_ad``; ``torch.func.jvp`` cannot trace the predictors' internal
+  ``torch.autograd.grad`` force computation).
+* **forward-backward reconstruction**: ``|Psi_{-h}(Psi_h(z)) - z|`` (absolute and relative to ``|z|``).
+* **dense Jacobian on a few states** (``dense_samples``, only when ``D <= dense_max_dim``): the exact
+  defect ``||J^T Omega J - Omega||_F``, the log-volume change ``log|det J|`` by ``slogdet``, and the
+  reciprocal pairing of singular values (Lemma A.7: sorted ``s_i * s_{D+1-i} = 1`` for symplectic ``J``),
+  reported as ``max_i |log(s_i s_{D+1-i})|``. The dense Jacobian costs one batched JVP of ``D`` tangents
+  per state; with ``D = 2048`` that is cheap, so no stochastic log-det estimator is used. Above
+  ``dense_max_dim`` these entries are ``None`` with a note.
+* **long-rollout energy drift** of the learned ``H`` (only for predictors with an ``energy(z)`` method):
+  ``|H(z_t) - H(z_0)| / (|H(z_0)| + 1e-12)`` over ``rollout_steps`` applications of the predictor; the norm
+  growth ``|z_t| / |z_0|`` is reported for every predictor.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.autograd.forward_ad as fwAD
+from torch import Tensor, nn
+
+__all__ = ["apply_omega", "dense_jacobian", "diagnose_predictor", "jvp"]
+
+
+def apply_omega(x: Tensor) -> Tensor:
+    """``Omega x`` for ``x [..., 2d]``: ``[q; p] -> [p; -q]``."""
+    d = x.shape[-1] // 2
+    return torch.cat([x[..., d:], -x[..., :d]], dim=-1)
+
+
+def jvp(predictor: nn.Module, z: Tensor, tangent: Tensor, direction: int = 1) -> Tensor:
+    """Jacobian-vector products ``J(z_b) tangent_b`` of ``predictor(., direction)`` by forward-mode AD.
+
+    ``z, tangent: [B, D] -> [B, D]`` (detached). ``z`` is made to require grad so that the predictor's
+    internal ``torch.autograd.grad`` force computation stays attached to the dual input.
+    """
+    if z.shape != tangent.shape:
+        raise ValueError(f"jvp: z {tuple(z.shape)} and tangent {tuple(tangent.shape)} must have the same shape")
+    with torch.enable_grad(), fwAD.dual_level():
+        primal = z.detach().requires_grad_(True)
+        out = predictor(fwAD.make_dual(primal, tangent), direction)
+        result = fwAD.unpack_dual(out).tangent
+    if result is None:  # the output does not depend on the input at all
+        return torch.zeros_like(z)
+    return result.detach()
+
+
+def _chunked_jvp(predictor: nn.Module, z: Tensor, tangent: Tensor, chunk: int) -> Tensor:
+    return torch.cat([jvp(predictor, z[i : i + chunk], tangent[i : i + chunk]) for i in range(0, z.shape[0], chunk)])
+
+
+def dense_jacobian(predictor: nn.Module, z: Tensor, *, chunk: int = 4096) -> Tensor:
+    """Dense forward-map Jacobians ``[n, D, D]`` at states ``z [n, D]`` (``J[k, i, j] = d out_i / d z_j``).
+
+    Each state is replicated ``D`` times with the identity as tangents (one batched JVP, chunked).
+    """
+    n, dim = z.shape
+    eye = torch.eye(dim, dtype=z.dtype, device=z.device)
+    jacs = []
+    for k in range(n):
+        cols = _chunked_jvp(predictor, z[k].expand(dim, dim).contiguous(), eye, chunk)  # row j = J e_j
+        jacs.append(cols.T)
+    return torch.stack(jacs)
+
+
+def _stats(values: Tensor | np.ndarray) -> dict[str, float | None]:
+    arr = np.asarray(values.detach().cpu().numpy() if isinstance(values, Tensor) else values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return {"median": None, "mean": None, "max": None}
+    return {"median": float(np.median(arr)), "mean": float(arr.mean()), "max": float(arr.max())}
+
+
+def _probe_defects(predictor: nn.Module, z: Tensor, probes: int, gen: torch.Generator, chunk: int) -> Tensor:
+    n = z.shape[0]
+    rep = z.repeat_interleave(probes, dim=0)
+    u = torch.randn(rep.shape, generator=gen, dtype=z.dtype).to(z.device)
+    v = torch.randn(rep.shape, generator=gen, dtype=z.dtype).to(z.device)
+    ju, jv = _chunked_jvp(predictor, rep, u, chunk), _chunked_jvp(predictor, rep, v, chunk)
+    bilinear = (ju * apply_omega(jv)).sum(-1) - (u * apply_omega(v)).sum(-1)
+    return bilinear.reshape(n, probes).pow(2).mean(-1).sqrt()
+
+
+def _dense_checks(predictor: nn.Module, z: Tensor, chunk: int) -> dict[str, Any]:
+    jac = dense_jacobian(predictor, z, chunk=chunk)
+    dim = z.shape[1]
+    omega = apply_omega(torch.eye(dim, dtype=z.dtype, device=z.device)).T  # columns Omega e_j
+    defect = torch.linalg.matrix_norm(jac.transpose(1, 2) @ omega @ jac - omega)
+    sign, logabsdet = torch.linalg.slogdet(jac)
+    sv = torch.linalg.svdvals(jac)  # descending
+    pairing = (torch.log(sv) + torch.log(sv.flip(-1))).abs()
+    return {
+        "samples": int(z.shape[0]),
+        "defect_frobenius": defect.cpu().tolist(),
+        "log_abs_det": logabsdet.cpu().tolist(),
+        "det_sign": sign.cpu().tolist(),
+        "singular_value_pairing_max_abs_log": pairing.max(-1).values.cpu().tolist(),
+        "singular_values_first_sample": sv[0].cpu().tolist(),
+    }
+
+
+@torch.no_grad()
+def _rollout(predictor: nn.Module, z: Tensor, steps: int) -> dict[str, Any]:
+    energy_fn = getattr(predictor, "energy", None)
+    e0 = energy_fn(z) if callable(energy_fn) else None
+    norm0 = z.norm(dim=-1)
+    energy_drift, norm_ratio = [], []
+    x = z
+    for _ in range(steps):
+        x = predictor(x, 1)
+        norm_ratio.append(x.norm(dim=-1) / norm0)
+        if e0 is not None:
+            energy_drift.append((energy_fn(x) - e0).abs() / (e0.abs() + 1e-12))
+    norm_curve = torch.stack(norm_ratio)  # [steps, n]
+    result: dict[str, Any] = {
+        "steps": steps,
+        "norm_ratio_final": _stats(norm_curve[-1]),
+        "norm_ratio_median_curve": norm_curve.median(dim=1).values.cpu().tolist(),
+        "has_energy": e0 is not None,
+    }
+    if e0 is not None:
+        drift = torch.stack(energy_drift)
+        result["energy_relative_drift_final"] = _stats(drift[-1])
+        result["energy_relative_drift_max_over_time"] = _stats(drift.max(dim=0).values)
+        result["energy_relative_drift_median_curve"] = drift.median(dim=1).values.cpu().tolist()
+    return result
+
+
+def diagnose_predictor(
+    predictor: nn.Module,
+    states: Tensor,
+    *,
+    probes: int = 8,
+    dense_samples: int = 4,
+    dense_max_dim: int = 4096,
+    rollout_steps: int = 1000,
+    rollout_samples: int = 64,
+    seed: int = 0,
+    chunk: int = 4096,
+) -> dict[str, Any]:
+    """Run the structural checks on ``predictor`` at ``states [N, D]`` (see the module docstring).
+
+    Args:
+        predictor: ``forward(z [B, D], direction) -> [B, D]``; not modified (a float64 copy is used).
+        states: representative inputs, e.g. encoded test images ``[N, D]`` (``D`` even).
+        probes: probe pairs per state for the symplecticity estimate.
+        dense_samples: states (the first ones) for the dense-Jacobian checks; 0 disables them.
+        dense_max_dim: largest ``D`` for which dense Jacobians are formed.
+        rollout_steps: applications of the predictor in the long rollout; 0 disables it.
+        rollout_samples: states (the first ones) used in the rollout.
+        seed: seed of the probe vectors.
+        chunk: batch size of the JVP calls (memory knob).
+
+    Returns:
+        A JSON-serialisable dict with ``dim``, ``num_states``, ``predictor`` (class name),
+        ``symplecticity`` (per-state probe estimates + stats), ``reconstruction``, ``dense`` (or ``None``)
+        and ``rollout`` (or ``None``).
+    """
+    if states.ndim != 2 or states.shape[1] % 2 or states.shape[0] < 1:
+        raise ValueError(f"states must be [N, D] with N >= 1 and even D, got shape {tuple(states.shape)}")
+    for name, value in (("probes", probes), ("chunk", chunk)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    for name, value in (("dense_samples", dense_samples), ("rollout_steps", rollout_steps)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    if rollout_steps and rollout_samples < 1:
+        raise ValueError(f"rollout_samples must be >= 1 when rollout_steps > 0, got {rollout_samples}")
+    model = copy.deepcopy(predictor).to(torch.float64).eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    z = states.detach().to(torch.float64)
+    n, dim = z.shape
+    gen = torch.Generator().manual_seed(seed)
+
+    defect = _probe_defects(model, z, probes, gen, chunk)
+    with torch.no_grad():
+        back = model(model(z, 1), -1)
+    recon = (back - z).norm(dim=-1)
+    result: dict[str, Any] = {
+        "predictor": type(predictor).__name__,
+        "dim": dim,
+        "num_states": n,
+        "symplecticity": {
+            "method": f"forward-mode JVP probes ({probes} Gaussian pairs per state), float64",
+            "defect_frobenius_estimate": defect.cpu().tolist(),
+            "defect": _stats(defect),
+            "relative_defect": _stats(defect / math.sqrt(dim)),
+        },
+        "reconstruction": {
+            "abs_error": _stats(recon),
+            "relative_error": _stats(recon / z.norm(dim=-1).clamp_min(1e-300)),
+            "per_state_abs_error": recon.cpu().tolist(),
+        },
+        "dense": None,
+        "rollout": None,
+    }
+    if dense_samples and dim <= dense_max_dim:
+        result["dense"] = _dense_checks(model, z[:dense_samples], chunk)
+    elif dense_samples:
+        result["dense_note"] = f"skipped: D={dim} > dense_max_dim={dense_max_dim}"
+    if rollout_steps:
+        result["rollout"] = _rollout(model, z[:rollout_samples], rollout_steps)
+    return result

@@ -1,0 +1,40 @@
+"""Hamiltonians, integrators and latent predictors (spec sections C and F)."""
+
+from hamjepa.dynamics.hamiltonians import (
+    Hamiltonian,
+    LearnableHamiltonian,
+    QuadraticHamiltonian,
+    SeparableHamiltonian,
+    autograd_partials,
+)
+from hamjepa.dynamics.integrators import (
+    INTEGRATORS,
+    explicit_euler,
+    get_integrator,
+    leapfrog,
+    separable_leapfrog,
+    symplectic_euler,
+    vector_field,
+)
+from hamjepa.dynamics.mlp import ACTIVATIONS, build_mlp
+from hamjepa.dynamics.predictors import HAMILTONIANS, HamiltonianPredictor, MLPPredictor
+
+__all__ = [
+    "ACTIVATIONS",
+    "HAMILTONIANS",
+    "INTEGRATORS",
+    "Hamiltonian",
+    "HamiltonianPredictor",
+    "LearnableHamiltonian",
+    "MLPPredictor",
+    "QuadraticHamiltonian",
+    "SeparableHamiltonian",
+    "autograd_partials",
+    "build_mlp",
+    "explicit_euler",
+    "get_integrator",
+    "leapfrog",
+    "separable_leapfrog",
+    "symplectic_euler",
+    "vector_field",
+]

@@ -1,0 +1,169 @@
+"""Checkpoints: atomic writes, safe loading, and rebuilding a trained run.
+
+A checkpoint is a dict of tensors and plain Python types only, so it is loaded with
+``torch.load(..., weights_only=True)``: a downloaded file cannot run code. Keys:
+
+``format`` (int), ``config`` (resolved config, plain dict), ``encoder``, ``objective`` (state dicts; the
+predictor lives under ``predictor.``), ``target_encoder`` (EMA copy or None), ``optimizer``, ``scheduler``,
+``epoch`` (last completed epoch), ``step`` (optimiser steps done), ``data`` (stream state), ``rng`` (torch
+CPU/CUDA, Python and NumPy generator states), ``epoch_complete`` (bool).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hamjepa.errors import CheckpointError
+
+CHECKPOINT_FORMAT = 1
+LAST_NAME = "last.pt"
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory's ``checkpoints/last.pt``."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoints" / LAST_NAME
+        if not candidate.is_file():
+            raise CheckpointError(
+                f"checkpoint: no {candidate} in run directory {path}; train first or pass a .pt file."
+            )
+        return candidate
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint: {path} does not exist; pass a run directory or a .pt file.")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``) with one-line errors for bad files."""
+    file = resolve_checkpoint(path)
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint: {file} holds objects other than tensors and plain types and is refused for "
+            f"safety ({first[:160]}); re-save it with tensors and plain types only."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint: {file} is truncated or corrupt ({first[:160]}); use an earlier checkpoint or retrain."
+        ) from None
+    if not isinstance(state, dict) or "encoder" not in state or "config" not in state:
+        raise CheckpointError(f"checkpoint: {file} is not a hamjepa checkpoint (no 'encoder'/'config' keys).")
+    return state
+
+
+def load_state_strict(module: nn.Module, state: dict[str, Any], what: str, file: str | Path) -> None:
+    """``module.load_state_dict(state)`` with a one-line error when the shapes or keys differ."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:200]
+        raise CheckpointError(
+            f"checkpoint: {file}: the {what} weights do not fit the model built from the config "
+            f"(a checkpoint of another config?): {detail}"
+        ) from None
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every RNG state a run depends on, as tensors and plain types."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class LoadedRun:
+    """A trained run rebuilt from its checkpoint (eval mode, weights loaded)."""
+
+    config: dict[str, Any]
+    """The resolved config (plain dict)."""
+    encoder: nn.Module
+    objective: nn.Module
+    checkpoint_path: Path
+    epoch: int
+    step: int
+
+
+def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild the encoder and objective of a run directory or checkpoint file, weights loaded, eval mode."""
+    from hamjepa.config import config_from_dict
+    from hamjepa.engine.build import build_encoder, build_objective
+
+    file = resolve_checkpoint(path)
+    state = load_checkpoint(file, map_location=map_location)
+    try:
+        cfg = config_from_dict(state["config"])
+    except ValueError as err:
+        raise CheckpointError(
+            f"checkpoint: {file} carries a config this version cannot read: {err}"
+        ) from None
+    encoder = build_encoder(cfg)
+    load_state_strict(encoder, state["encoder"], "encoder", file)
+    objective = build_objective(cfg, encoder_dim=encoder.output_dim(cfg.data.image_size))
+    if state.get("objective") is not None:
+        load_state_strict(objective, state["objective"], "objective", file)
+    encoder.eval()
+    objective.eval()
+    return LoadedRun(
+        config=state["config"],
+        encoder=encoder,
+        objective=objective,
+        checkpoint_path=file,
+        epoch=int(state.get("epoch", 0)),
+        step=int(state.get("step", 0)),
+    )

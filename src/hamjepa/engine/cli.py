@@ -1,0 +1,108 @@
+"""``hamjepa train`` and ``hamjepa bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hamjepa.config import Config, ConfigError, load_config
+
+
+def _split_config_args(items: list[str], resume: str | None) -> tuple[Path, list[str]]:
+    """Positional arguments are ``[CONFIG] [key=value ...]``; with --resume the config defaults to the run's."""
+    overrides = [a for a in items if "=" in a]
+    configs = [a for a in items if "=" not in a]
+    if len(configs) > 1:
+        raise ConfigError(f"train: expected one CONFIG file, got {configs}; overrides look like key=value.")
+    if configs:
+        return Path(configs[0]), overrides
+    if resume:
+        return Path(resume) / "config.yaml", overrides
+    raise ConfigError("train: pass a CONFIG file (e.g. configs/cifar100_hamjepa.yaml) or --resume RUN_DIR.")
+
+
+def config_from_args(items: list[str], resume: str | None = None) -> Config:
+    """Load the config named in ``items`` with its ``key=value`` overrides."""
+    path, overrides = _split_config_args(items, resume)
+    cfg = load_config(path, overrides)
+    if cfg.train.run_name is None and not resume:
+        cfg.train.run_name = f"{path.stem}-seed{cfg.seed}"
+    return cfg
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from hamjepa.engine.launch import init_distributed_from_env, shutdown_distributed
+    from hamjepa.engine.trainer import Trainer
+
+    cfg = config_from_args(args.args, args.resume)
+    init_distributed_from_env(cfg.train.device)
+    try:
+        run_dir = Path(args.resume) if args.resume else (Path(args.run_dir) if args.run_dir else None)
+        trainer = Trainer(cfg, run_dir=run_dir, resume=bool(args.resume))
+        result = trainer.fit()
+        if trainer.is_main:
+            print(
+                f"trained {result.epochs_done} epochs ({result.steps_done} steps); run directory: {result.run_dir}"
+            )
+        if cfg.train.eval_at_end and trainer.is_main:
+            from hamjepa.evaluation.cli import evaluate_run
+
+            evaluate_run(result.run_dir)
+    finally:
+        shutdown_distributed()
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from hamjepa.engine.bench import benchmark_training
+
+    cfg = config_from_args(args.args)
+    result = benchmark_training(cfg, steps=args.steps, warmup=args.warmup, encoder_floor=not args.no_floor)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``train`` and ``bench``."""
+    p = subparsers.add_parser(
+        "train",
+        help="pre-train an encoder (HamJEPA, LeJEPA+SIGReg, MLP-HJEPA, BiJEPA) from a YAML config",
+        description=(
+            "Train from a YAML config with dotted overrides, e.g. `hamjepa train configs/cifar100_hamjepa.yaml "
+            "data.path=data/cifar100.npz train.epochs=80 seed=1`. Writes RUN_DIR/{config.yaml, metrics.jsonl, "
+            "tensorboard/, checkpoints/last.pt}. Multi-GPU: `torchrun --nproc_per_node=N -m hamjepa train ...`."
+        ),
+    )
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="CONFIG [key=value ...]",
+        help="YAML config file followed by dotted overrides (key.subkey=value)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue RUN_DIR exactly from its last checkpoint (config defaults to RUN_DIR/config.yaml)",
+    )
+    p.add_argument("--run-dir", default=None, help="output directory (default: train.out_dir/train.run_name)")
+    p.set_defaults(func=_run_train)
+
+    b = subparsers.add_parser(
+        "bench",
+        help="measure training throughput (views/s, s/epoch) and the encoder-only floor",
+        description=(
+            "Time the training step of a config on the current device after a warm-up (CUDA-synchronised), "
+            "and the encoder alone (forward + backward on the same batch) in the same process."
+        ),
+    )
+    b.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    b.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
+    b.add_argument("--warmup", type=int, default=10, help="untimed warm-up steps (default 10)")
+    b.add_argument("--no-floor", action="store_true", help="skip the encoder-only measurement")
+    b.add_argument("--out", default=None, help="also write the result as JSON here")
+    b.set_defaults(func=_run_bench)

@@ -1,0 +1,145 @@
+"""``hamjepa eval`` and ``hamjepa compare`` subcommands.
+
+``eval`` loads a run with :func:`hamjepa.engine.checkpoint.load_run` (run folder or checkpoint file) and
+its eval data with :func:`hamjepa.data.build_eval_data_from_config` (both imported lazily), then runs
+:func:`hamjepa.evaluation.evaluate`. Output goes to ``--out`` or, by default, ``RUN_DIR/eval`` where
+``RUN_DIR`` is the given folder, or for a checkpoint file ``.../RUN_DIR/checkpoints/x.pt`` its run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .knn import DEFAULT_K_VALUES
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``eval`` and ``compare`` on an ``argparse`` subparsers object."""
+    p = subparsers.add_parser("eval", help="frozen-feature evaluation (kNN, linear probe, geometry) of a run")
+    p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT", help="run folder or checkpoint .pt file")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="torch device (default: cuda if present)")
+    p.add_argument("--probe-epochs", type=int, default=50, help="linear-probe epochs (default 50)")
+    p.add_argument(
+        "--k",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_K_VALUES),
+        help="kNN sweep (default 1 5 10 20 50 100 200)",
+    )
+    p.add_argument("--weighted-knn", action="store_true", help="vote with exp(sim/T), T=0.07 (default: majority)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for feature extraction (default fp32)")
+    p.add_argument(
+        "--split-qp",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="readouts q/p/qp (on) or z (off); auto reads the encoder's split_qp attribute or the config",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default RUN_DIR/eval)")
+    p.set_defaults(func=run_eval)
+
+    c = subparsers.add_parser("compare", help="compare evaluated runs: one Markdown table and one overlay figure")
+    c.add_argument("runs", metavar="RUN_DIR", nargs="+", type=Path, help="run folders holding eval/metrics.json")
+    c.add_argument("--out", type=Path, default=Path("compare"), help="output folder (default ./compare)")
+    c.set_defaults(func=run_compare)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _find_split_qp(encoder: Any, config: dict[str, Any]) -> bool | None:
+    flag = getattr(encoder, "split_qp", None)
+    if isinstance(flag, bool):
+        return flag
+    for section in ("model", "encoder"):
+        sec = config.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get("split_qp"), bool):
+            return sec["split_qp"]
+    return None
+
+
+def _dataset_name(config: dict[str, Any]) -> str | None:
+    data = config.get("data")
+    if isinstance(data, dict):
+        for key in ("name", "dataset"):
+            if isinstance(data.get(key), str):
+                return data[key]
+    return None
+
+
+def _default_out(checkpoint_path: Path, given: Path) -> Path:
+    if given.is_dir():
+        return given / "eval"
+    parent = checkpoint_path.resolve().parent
+    return (parent.parent if parent.name == "checkpoints" else parent) / "eval"
+
+
+def evaluate_run(
+    path: str | Path,
+    *,
+    out: Path | None = None,
+    device: str | None = None,
+    options: Any = None,
+    split_qp: str = "auto",
+) -> dict[str, Any]:
+    """Evaluate a run folder or checkpoint with its own config's eval data; returns the metrics dict.
+
+    Args:
+        path: run folder (its ``checkpoints/last.pt``) or a checkpoint file.
+        out: output folder (default ``RUN_DIR/eval``).
+        device: torch device (default: CUDA when present).
+        options: :class:`~hamjepa.evaluation.pipeline.EvalOptions` (default: the paper's protocol).
+        split_qp: ``auto`` (from the encoder / config), ``on`` (q, p, qp readouts) or ``off`` (z).
+    """
+    from hamjepa.data import build_eval_data_from_config
+    from hamjepa.engine.checkpoint import load_run
+
+    from .pipeline import evaluate
+
+    run = load_run(path)
+    config = dict(run.config)
+    if split_qp == "auto":
+        flag = _find_split_qp(run.encoder, config)
+        if flag is None:
+            raise ValueError("eval: cannot tell whether the encoder splits z into q/p; pass --split-qp on|off")
+    else:
+        flag = split_qp == "on"
+    return evaluate(
+        run.encoder,
+        build_eval_data_from_config(config),
+        split_qp=flag,
+        out_dir=out or _default_out(Path(run.checkpoint_path), Path(path)),
+        device=device or ("cuda" if _cuda() else "cpu"),
+        options=options,
+        checkpoint=str(run.checkpoint_path),
+        config=config,
+        dataset=_dataset_name(config),
+    )
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .pipeline import EvalOptions
+
+    options = EvalOptions(
+        k_values=tuple(args.k),
+        knn_weighted=args.weighted_knn,
+        probe_epochs=args.probe_epochs,
+        feature_dtype="bf16" if args.bf16 else "fp32",
+        progress=not args.no_progress,
+    )
+    evaluate_run(args.path, out=args.out, device=args.device, options=options, split_qp=args.split_qp)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+
+    table = compare_runs(args.runs, args.out)
+    print(table, end="")
+    print(f"wrote {args.out / 'compare.md'} and {args.out / 'compare.png'}")
+    return 0

@@ -1,0 +1,146 @@
+"""Frozen-feature extraction (spec H.1) and readout slicing.
+
+The encoder runs once over each split in eval mode (BatchNorm running statistics), without gradients, in
+fp32 unless bf16 autocast is requested. Images arrive as ``uint8 [b, 3, h, w]`` batches and are normalised
+on the device: ``x = (img / 255 - mean) / std`` with ``mean``/``std`` on the 0-1 scale (as torchvision's
+``Normalize`` after ``ToTensor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+
+Batch = tuple[Tensor, Tensor]
+BatchesFn = Callable[[], Iterator[Batch]]
+FeatureDtype = Literal["fp32", "bf16"]
+
+
+class EvalDataLike(Protocol):
+    """What the evaluator needs from the data package's ``EvalData`` (structural type).
+
+    ``train()`` / ``test()`` each return a fresh iterator of ``(uint8 [b, 3, h, w], int64 labels [b])``
+    batches of eval-transformed (un-augmented) images; ``mean`` / ``std`` are per-channel on the 0-1 scale.
+    """
+
+    train: BatchesFn
+    test: BatchesFn
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def _normaliser(mean: Sequence[float], std: Sequence[float], device: torch.device) -> tuple[Tensor, Tensor]:
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean and std must have 3 entries (one per RGB channel), got {mean!r} and {std!r}")
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive per channel, got {std!r}")
+    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return m, s
+
+
+def normalise_uint8(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """``uint8 [b, 3, h, w]`` -> float32 ``[b, 3, h, w]`` computed as ``(images / 255 - mean) / std``."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"eval images must be uint8 [b, 3, h, w], got dtype {images.dtype}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"eval images must have shape [b, 3, h, w], got {tuple(images.shape)}")
+    return (images.float().div_(255.0) - mean) / std
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module,
+    batches_fn: BatchesFn,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str,
+    dtype: FeatureDtype = "fp32",
+    *,
+    progress: bool = False,
+    desc: str = "features",
+) -> tuple[Tensor, Tensor]:
+    """Run the frozen encoder over one split.
+
+    Args:
+        encoder: maps float ``[b, 3, h, w]`` to ``[b, D]``; put in eval mode for the call and restored after.
+        batches_fn: returns a fresh iterator of ``(uint8 images [b, 3, h, w], int labels [b])``.
+        mean, std: per-channel normalisation on the 0-1 scale.
+        device: where the encoder runs and where the features are returned.
+        dtype: ``"fp32"`` (spec default, no autocast) or ``"bf16"`` (autocast; features cast back to fp32).
+        progress: show a tqdm progress line.
+
+    Returns:
+        ``(features float32 [N, D], labels int64 [N])``, both on ``device``.
+
+    Raises:
+        ValueError: an empty split, a non-2-D encoder output, a bad ``dtype``.
+    """
+    if dtype not in ("fp32", "bf16"):
+        raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
+    device = torch.device(device)
+    m, s = _normaliser(mean, std, device)
+    was_training = encoder.training
+    encoder.eval()
+    feats: list[Tensor] = []
+    labels: list[Tensor] = []
+    iterator: Iterator[Batch] = batches_fn()
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=desc, unit="batch", leave=False)
+    try:
+        for images, y in iterator:
+            x = normalise_uint8(images.to(device, non_blocking=True), m, s)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
+                z = encoder(x)
+            if z.ndim != 2 or z.shape[0] != x.shape[0]:
+                raise ValueError(f"encoder output must be [b, D] for b={x.shape[0]} images, got {tuple(z.shape)}")
+            feats.append(z.float())
+            labels.append(y.to(device=device, dtype=torch.int64, non_blocking=True).reshape(-1))
+    finally:
+        encoder.train(was_training)
+    if not feats:
+        raise ValueError(f"empty feature set: the '{desc}' split yielded no batches")
+    out, lab = torch.cat(feats), torch.cat(labels)
+    if out.shape[0] == 0:
+        raise ValueError(f"empty feature set: the '{desc}' split yielded 0 images")
+    if lab.shape[0] != out.shape[0]:
+        raise ValueError(f"the '{desc}' split yielded {lab.shape[0]} labels for {out.shape[0]} images")
+    return out, lab
+
+
+def readouts(feats: Tensor, split_qp: bool) -> dict[str, Tensor]:
+    """Slice one forward pass's features ``[N, D]`` into the evaluated readouts (views, no copies).
+
+    ``split_qp=True``: ``{"q": feats[:, :D/2], "p": feats[:, D/2:], "qp": feats}``;
+    ``split_qp=False``: ``{"z": feats}``.
+    """
+    if feats.ndim != 2:
+        raise ValueError(f"features must be [N, D], got shape {tuple(feats.shape)}")
+    if not split_qp:
+        return {"z": feats}
+    dim = feats.shape[1]
+    if dim % 2:
+        raise ValueError(f"split_qp=True needs an even feature dimension D = 2d, got D={dim}")
+    half = dim // 2
+    return {"q": feats[:, :half], "p": feats[:, half:], "qp": feats}
+
+
+def check_labels(labels: Tensor, num_classes: int, split: str) -> None:
+    """Raise a one-line ``ValueError`` unless every label lies in ``[0, num_classes)`` (one host sync)."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if labels.numel() == 0:
+        raise ValueError(f"empty feature set: the '{split}' split has no labels")
+    lo, hi = torch.aminmax(labels)
+    lo_i, hi_i = int(lo), int(hi)
+    if lo_i < 0 or hi_i >= num_classes:
+        raise ValueError(
+            f"class-count mismatch: '{split}' labels span [{lo_i}, {hi_i}] but num_classes={num_classes}; "
+            "fix the dataset's num_classes or its labels"
+        )

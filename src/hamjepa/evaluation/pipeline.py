@@ -1,0 +1,204 @@
+"""The whole frozen-feature evaluation: features -> kNN -> linear probe -> geometry -> outputs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .features import EvalDataLike, FeatureDtype, check_labels, extract_features, readouts
+from .geometry import feature_geometry
+from .knn import DEFAULT_K_VALUES, knn_classify
+from .linear_probe import ProbeConfig, train_linear_probes
+from .report import SCHEMA_VERSION, write_metrics, write_report
+
+
+@dataclass
+class EvalOptions:
+    """Evaluation settings; the defaults are the spec's protocol (H.1-H.4)."""
+
+    k_values: tuple[int, ...] = DEFAULT_K_VALUES
+    knn_weighted: bool = False
+    knn_temperature: float = 0.07
+    knn_test_chunk: int = 1024
+    knn_train_chunk: int = 32768
+    probe_epochs: int = 50
+    probe_batch_size: int = 256
+    probe_lr: float = 1e-3
+    probe_weight_decay: float = 1e-6
+    spectrum_max_samples: int = 5000
+    spectrum_top_q: int = 256
+    cosine_pairs: int = 20000
+    seed: int = 0
+    feature_dtype: FeatureDtype = "fp32"
+    plots: bool = True
+    progress: bool = True
+
+    def probe_config(self) -> ProbeConfig:
+        return ProbeConfig(
+            epochs=self.probe_epochs,
+            batch_size=self.probe_batch_size,
+            lr=self.probe_lr,
+            weight_decay=self.probe_weight_decay,
+            seed=self.seed,
+        )
+
+
+@contextmanager
+def _stage(timing: dict[str, float], name: str, device: torch.device, verbose: bool) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timing[name] = time.perf_counter() - t0
+    if verbose:
+        print(f"[eval] {name}: {timing[name]:.2f} s", flush=True)
+
+
+def evaluate(
+    encoder: nn.Module,
+    eval_data: EvalDataLike,
+    *,
+    split_qp: bool,
+    out_dir: str | Path,
+    device: torch.device | str,
+    options: EvalOptions | None = None,
+    checkpoint: str | None = None,
+    config: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a frozen encoder and write ``out_dir/metrics.json``, ``out_dir/report.md`` and
+    ``out_dir/plots/summary_<readout>.png``.
+
+    Args:
+        encoder: ``[N, 3, H, W] -> [N, D]`` (moved to ``device``; used in eval mode, restored after).
+        eval_data: ``train()`` / ``test()`` uint8 batch iterators, ``num_classes``, ``mean``, ``std``.
+        split_qp: evaluate readouts q / p / qp (``True``) or the single readout z (``False``).
+        out_dir: the eval folder (usually ``RUN_DIR/eval``).
+        checkpoint, config, dataset: recorded verbatim in metrics.json.
+
+    Returns:
+        The metrics dict written to metrics.json (schema in :mod:`hamjepa.evaluation.report`).
+    """
+    opts = options or EvalOptions()
+    for name in ("train", "test"):
+        if not callable(getattr(eval_data, name, None)):
+            raise ValueError(f"eval_data is missing the '{name}' split (a callable returning batches)")
+    device = torch.device(device)
+    out = Path(out_dir)
+    timing: dict[str, float] = {}
+    t_start = time.perf_counter()
+    encoder = encoder.to(device)
+    num_classes = int(eval_data.num_classes)
+
+    with _stage(timing, "features", device, verbose):
+        feats = {}
+        for split, fn in (("train", eval_data.train), ("test", eval_data.test)):
+            feats[split] = extract_features(
+                encoder,
+                fn,
+                eval_data.mean,
+                eval_data.std,
+                device,
+                opts.feature_dtype,
+                progress=opts.progress,
+                desc=f"{split} features",
+            )
+            check_labels(feats[split][1], num_classes, split)
+    (f_train, y_train), (f_test, y_test) = feats["train"], feats["test"]
+    if f_train.shape[1] != f_test.shape[1]:
+        raise ValueError(f"train/test feature dims differ: {f_train.shape[1]} vs {f_test.shape[1]}")
+    r_train, r_test = readouts(f_train, split_qp), readouts(f_test, split_qp)
+
+    with _stage(timing, "knn", device, verbose):
+        knn = {
+            name: knn_classify(
+                r_train[name],
+                y_train,
+                r_test[name],
+                y_test,
+                num_classes,
+                k_values=opts.k_values,
+                weighted=opts.knn_weighted,
+                temperature=opts.knn_temperature,
+                test_chunk=opts.knn_test_chunk,
+                train_chunk=opts.knn_train_chunk,
+            )
+            for name in r_train
+        }
+    with _stage(timing, "linear_probe", device, verbose):
+        pcfg = opts.probe_config()
+        probe = train_linear_probes(r_train, y_train, r_test, y_test, num_classes, pcfg, progress=opts.progress)
+    with _stage(timing, "geometry", device, verbose):
+        geo = {
+            name: feature_geometry(
+                r_train[name],
+                r_test[name],
+                max_samples=opts.spectrum_max_samples,
+                top_q=opts.spectrum_top_q,
+                num_pairs=opts.cosine_pairs,
+                seed=opts.seed,
+            )
+            for name in r_train
+        }
+
+    blocks = {
+        name: {
+            "feature_dim": int(r_train[name].shape[1]),
+            "knn": knn[name].to_dict(),
+            "linear_probe": {
+                "epochs": pcfg.epochs,
+                "batch_size": pcfg.batch_size,
+                "lr": pcfg.lr,
+                "weight_decay": pcfg.weight_decay,
+                "seed": pcfg.seed,
+                "top1": probe.top1[name],
+                "top5": probe.top5[name],
+                "final_train_loss": probe.final_train_loss[name],
+            },
+            "geometry": geo[name].to_dict(),
+        }
+        for name in r_train
+    }
+    metrics: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "checkpoint": checkpoint,
+        "config": config,
+        "dataset": dataset,
+        "num_classes": num_classes,
+        "split_qp": split_qp,
+        "n_train": int(f_train.shape[0]),
+        "n_test": int(f_test.shape[0]),
+        "options": {**asdict(opts), "k_values": list(opts.k_values)},
+        "readouts": blocks,
+        "timing": timing,
+    }
+    with _stage(timing, "outputs", device, verbose):
+        if opts.plots:
+            from .plots import summary_figure
+
+            title = dataset or ""
+            for name in blocks:
+                summary_figure(name, knn[name], geo[name], out / "plots" / f"summary_{name}.png", title=title)
+    timing["total"] = time.perf_counter() - t_start
+    write_metrics(metrics, out / "metrics.json")
+    write_report(metrics, out / "report.md")
+    if verbose:
+        for name, b in blocks.items():
+            nn20 = b["knn"]["nn20"]
+            print(
+                f"[eval] {name}: NN@20 {'-' if nn20 is None else f'{100 * nn20:.2f}'}% | "
+                f"best {100 * b['knn']['best_top1']:.2f}% @k={b['knn']['best_k']} | "
+                f"linear {100 * b['linear_probe']['top1']:.2f}% | "
+                f"erank {b['geometry']['spectrum']['effective_rank']:.1f}",
+                flush=True,
+            )
+        print(f"[eval] total: {timing['total']:.2f} s; wrote {out / 'metrics.json'}", flush=True)
+    return metrics

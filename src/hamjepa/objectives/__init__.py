@@ -1,0 +1,36 @@
+"""Self-supervised objectives (HamJEPA, LeJEPA + SIGReg, MLP-HJEPA, BiJEPA) and their regularisers.
+
+Importing this package registers the built-in objectives; see :func:`get_objective_class`.
+"""
+
+from __future__ import annotations
+
+from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.hamjepa import HamJEPAObjective
+from hamjepa.objectives.lejepa import LeJEPAObjective
+from hamjepa.objectives.mlp_hjepa import MLPHJEPAObjective
+from hamjepa.objectives.registry import available_objectives, get_objective_class, register_objective
+from hamjepa.objectives.regularizers import MeanPenalty, ProjectedLogDetFloor, ScaleBudget, VarianceFloor
+from hamjepa.objectives.sigreg import SIGReg
+
+try:  # BiJEPA is written separately; its absence must not break the other objectives.
+    from hamjepa.objectives import bijepa  # noqa: F401
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the checkout state
+    if exc.name != "hamjepa.objectives.bijepa":
+        raise
+
+__all__ = [
+    "HamJEPAObjective",
+    "LeJEPAObjective",
+    "MLPHJEPAObjective",
+    "MeanPenalty",
+    "Objective",
+    "ObjectiveOutput",
+    "ProjectedLogDetFloor",
+    "SIGReg",
+    "ScaleBudget",
+    "VarianceFloor",
+    "available_objectives",
+    "get_objective_class",
+    "register_objective",
+]

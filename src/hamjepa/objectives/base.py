@@ -1,0 +1,102 @@
+"""Common base class and output type of every self-supervised objective.
+
+Distributed-gradient convention (the one design used by every objective in this package)
+-----------------------------------------------------------------------------------------
+Every objective returns the **global-batch** loss: all statistics that mix samples (prediction
+squared-error sums and counts, second moments, column sums, covariances, characteristic-function sums)
+are summed over ranks with :func:`hamjepa.distributed.all_reduce_sum` *before* the loss is formed, so the
+loss value is identical on all ranks and equals the single-process loss on the concatenated batch.
+
+``all_reduce_sum`` is autograd-aware: its backward sums the incoming gradient over ranks. Since every
+rank back-propagates the same global loss ``L``, the gradient a rank computes is the gradient of
+``sum_over_ranks L = world_size * L`` restricted to its own samples and parameters, i.e.
+
+* ``d loss / d z_local`` on rank ``r``  ==  ``world_size * (rows of the single-process input gradient
+  that belong to rank r)``;
+* parameter gradients on rank ``r`` (e.g. of the predictor) == ``world_size * (the part of the
+  single-process parameter gradient contributed by rank r's samples)``.
+
+DistributedDataParallel **averages** parameter gradients over ranks (divides the sum by
+``world_size``), which cancels the factor exactly: ``DDP-averaged grad == single-process grad`` on the
+global batch. **The engine must therefore back-propagate the returned loss unscaled** (no
+multiplication or division by ``world_size``), and must wrap every trainable module the objective
+uses (e.g. the predictor, which lives inside the objective) in DDP together with the encoder.
+Without a process group ``all_reduce_sum`` is the identity and nothing changes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+
+class ObjectiveOutput(NamedTuple):
+    """What :meth:`Objective.forward` returns.
+
+    Attributes:
+        loss: 0-d tensor to back-propagate (global-batch value, see the module docstring).
+        terms: named 0-d tensors for logging, all detached (turning them into Python numbers is
+            left to the logger, so the training step performs no host synchronisation).
+    """
+
+    loss: Tensor
+    terms: dict[str, Tensor]
+
+
+class Objective(nn.Module):
+    """Base class of self-supervised objectives acting on multi-view embeddings.
+
+    Subclasses implement ``forward(z: [V, B, D], *, step: int, z_target: [V, B, D] | None = None)
+    -> ObjectiveOutput``. See the module docstring for how the loss and its gradients behave under
+    DistributedDataParallel (return the global-batch loss; the engine does not rescale it).
+
+    Attributes:
+        needs_target_encoder: when True the engine keeps an EMA copy of the encoder, passes its
+            output as ``z_target`` and calls ``objective.ema_momentum(step)``.
+    """
+
+    needs_target_encoder: ClassVar[bool] = False
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook called by the engine at the start of every epoch (``epoch`` is 1-indexed). No-op here."""
+        if epoch < 1:
+            raise ValueError(f"epoch is 1-indexed and must be >= 1, got {epoch}")
+
+    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
+        raise NotImplementedError
+
+    @staticmethod
+    def check_views(z: Tensor, *, name: str = "z", min_views: int = 2) -> tuple[int, int, int]:
+        """Validate a view-major embedding tensor and return its shape ``(V, B, D)``.
+
+        Raises:
+            ValueError: if ``z`` is not a 3-D tensor ``[V, B, D]`` with ``V >= min_views`` and
+                ``B, D >= 1``; the message names the received shape.
+        """
+        if not isinstance(z, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor of shape [V, B, D], got {type(z).__name__}")
+        if z.ndim != 3:
+            raise ValueError(
+                f"{name} must have shape [V, B, D] (views, batch, dim), got a {z.ndim}-D tensor of "
+                f"shape {tuple(z.shape)}; reshape the encoder output [V*B, D] to [V, B, D]"
+            )
+        v, b, d = z.shape
+        if v < min_views:
+            raise ValueError(
+                f"{name} must hold at least {min_views} views on axis 0 (shape [V, B, D]), got shape "
+                f"{tuple(z.shape)}"
+            )
+        if b < 1 or d < 1:
+            raise ValueError(f"{name} must have a non-empty batch and dimension, got shape {tuple(z.shape)}")
+        return v, b, d
+
+    @staticmethod
+    def check_no_target(z_target: Tensor | None, objective_name: str) -> None:
+        """Raise if a target-encoder output was passed to an objective that does not use one."""
+        if z_target is not None:
+            raise ValueError(
+                f"{objective_name} does not use a target encoder (needs_target_encoder=False) but "
+                "z_target was given; pass z_target=None"
+            )

@@ -1,0 +1,283 @@
+"""HamJEPA objective: symplectic (Hamiltonian) prediction between two views + anti-collapse regularisers.
+
+Spec sections D.1-D.8 and C.4. Paper CIFAR-100 defaults (spec D.7) are the constructor defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from hamjepa.distributed import all_reduce_sum
+from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.registry import register_objective
+from hamjepa.objectives.regularizers import (
+    Hinge,
+    MeanPenalty,
+    ProjectedLogDetFloor,
+    ScaleBudget,
+    VarianceFloor,
+    check_hinge,
+)
+
+MatchMode = Literal["q", "qp", "p"]
+MATCH_MODES: tuple[str, ...] = ("q", "qp", "p")
+
+
+def _check_weight(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+@register_objective("hamjepa")
+class HamJEPAObjective(Objective):
+    """HamJEPA loss (spec D.7): ``L = L_pred + w_bud L_bud + w_var L_var + w_ld L_logdet + w_mean L_mean``.
+
+    ``z [V, B, D]`` with ``D = 2d`` (``q = z[..., :d]``, ``p = z[..., d:]``), ``V >= 2``. The prediction
+    uses views 0 and 1 (the two global views); the regularisers act on all ``V`` views stacked
+    (``Z [V*B, D]``, fp32).
+
+    Prediction (D.1/D.2), in fp32 (the predictor receives ``z.float()``; [D] the reference evaluated
+    the MSE on bf16 tensors): forward ``m(Psi(z_0, +1), sg z_1)``; if ``bidirectional`` also
+    ``m(Psi(z_1, backward_direction), sg z_0)`` and the two are averaged. ``backward_direction=-1`` is the
+    exact inverse map (paper, CIFAR script); ``+1`` is the ImageNet-script variant [D]. Matching ``m``:
+
+    * ``match='q'``: ``mse(q_hat, q*) + p_weight * mse(p_hat, p*)`` (CIFAR, ``p_weight=0.2``);
+    * ``match='qp'``: ``mse(z_hat, z*)`` over all ``2d`` coordinates ``= (mse_q + mse_p) / 2`` (ImageNet);
+    * ``match='p'``: ``mse(p_hat, p*)`` only (not implemented in the reference code) [I].
+
+    Every MSE is a global mean: squared-error sums and element counts are all-reduced (see
+    :mod:`hamjepa.objectives.base` for the DDP gradient convention). The optional energy term
+    (``energy_weight > 0``, off in all paper configs) adds ``energy_weight * mean_b (H(z_hat_b) -
+    sg H(z_src_b))^2`` to each direction's ``m`` before the two directions are averaged [I]; it needs a
+    predictor with ``energy(z) -> [B]``.
+
+    Regularisers: D.3 :class:`ScaleBudget` on (Q, P); D.4 :class:`VarianceFloor` on Q (if ``std_floor_q``)
+    and on P (if ``std_floor_p``); D.5 one :class:`ProjectedLogDetFloor` on Q and one on P (seeds ``seed``
+    and ``seed + 1``), the PR/eigmax terms sharing ``logdet_weight``; D.6 :class:`MeanPenalty` on ``Z``.
+
+    Residual-scale warm-up (C.4): with ``residual_scale_warmup_epochs = E_w > 0``,
+    :meth:`on_epoch_start` sets ``predictor.residual_scale = s * min(1, epoch / E_w)`` where ``s`` is
+    the predictor's ``residual_scale`` at construction (so ``s/E_w`` at epoch 1 — the reference code —
+    not 0 as the paper text says).
+
+    Terms (detached 0-d): ``pred, budget, var, logdet, mean, total`` and monitoring ``q2, p2, q_std_min,
+    pr_q, pr_p, logdet_q, logdet_p, eigmax_q, eigmax_p, z_mean2`` (``z_mean2 = ||mean(Z)||^2``);
+    ``energy`` too when ``energy_weight > 0``.
+    """
+
+    def __init__(
+        self,
+        *,
+        predictor: nn.Module,
+        match: MatchMode = "q",
+        p_weight: float = 0.2,
+        bidirectional: bool = True,
+        backward_direction: int = -1,
+        detach_target: bool = True,
+        energy_weight: float = 0.0,
+        budget_weight: float = 0.2,
+        target_q: float = 1.0,
+        target_p: float = 1.0,
+        var_weight: float = 0.5,
+        std_floor_q: float | None = 0.2,
+        std_floor_p: float | None = 0.2,
+        logdet_weight: float = 0.5,
+        logdet_proj_dim: int = 128,
+        logdet_floor: float = -1.5,
+        logdet_eps: float = 1e-4,
+        logdet_refresh: int = 16,
+        pr_floor_q: float | None = 0.12,
+        pr_floor_p: float | None = 0.16,
+        eigmax_ceiling_q: float | None = 0.35,
+        eigmax_ceiling_p: float | None = 0.30,
+        mean_weight: float = 0.05,
+        hinge: Hinge = "squared",
+        residual_scale_warmup_epochs: int = 10,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(predictor, nn.Module):
+            raise ValueError(
+                f"predictor must be an nn.Module with forward(z, direction), got {type(predictor).__name__}"
+            )
+        if match not in MATCH_MODES:
+            raise ValueError(f"match must be one of {MATCH_MODES} ('q' CIFAR, 'qp' ImageNet), got {match!r}")
+        if backward_direction not in (-1, 1):
+            raise ValueError(
+                f"backward_direction must be -1 (exact inverse, paper) or +1 (ImageNet-script variant), "
+                f"got {backward_direction!r}"
+            )
+        if not (isinstance(residual_scale_warmup_epochs, int) and residual_scale_warmup_epochs >= 0):
+            raise ValueError(
+                "residual_scale_warmup_epochs must be an int >= 0 (0 = no warm-up), got "
+                f"{residual_scale_warmup_epochs!r}"
+            )
+        if residual_scale_warmup_epochs > 0 and not hasattr(predictor, "residual_scale"):
+            raise ValueError(
+                f"residual_scale_warmup_epochs={residual_scale_warmup_epochs} needs a predictor with a "
+                f"residual_scale attribute ({type(predictor).__name__} has none); set it to 0"
+            )
+        energy_weight = _check_weight("energy_weight", energy_weight)
+        if energy_weight > 0 and not callable(getattr(predictor, "energy", None)):
+            raise ValueError(
+                f"energy_weight > 0 needs a predictor with energy(z) -> [B] ({type(predictor).__name__} has "
+                "none); "
+                "set energy_weight=0"
+            )
+        for name, value in (("std_floor_q", std_floor_q), ("std_floor_p", std_floor_p)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 or None (off), got {value!r}")
+        if not (isinstance(seed, int) and seed >= 0):
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+
+        self.predictor = predictor
+        self.match = match
+        self.p_weight = _check_weight("p_weight", p_weight)
+        self.bidirectional = bool(bidirectional)
+        self.backward_direction = int(backward_direction)
+        self.detach_target = bool(detach_target)
+        self.energy_weight = energy_weight
+        self.budget_weight = _check_weight("budget_weight", budget_weight)
+        self.var_weight = _check_weight("var_weight", var_weight)
+        self.logdet_weight = _check_weight("logdet_weight", logdet_weight)
+        self.mean_weight = _check_weight("mean_weight", mean_weight)
+        self.hinge = check_hinge(hinge)
+        self.residual_scale_warmup_epochs = residual_scale_warmup_epochs
+        self.base_residual_scale: float | None = (
+            float(predictor.residual_scale) if hasattr(predictor, "residual_scale") else None
+        )
+
+        self.budget = ScaleBudget(target_q, target_p)
+        # The q floor is always built (it also provides the q_std_min statistic); gamma 0 => zero loss.
+        self.var_q = VarianceFloor(std_floor_q if std_floor_q is not None else 0.0, hinge=hinge)
+        self.var_p = VarianceFloor(std_floor_p, hinge=hinge) if std_floor_p is not None else None
+        self.use_var_q = std_floor_q is not None
+        logdet_common = dict(
+            proj_dim=logdet_proj_dim,
+            floor=logdet_floor,
+            eps=logdet_eps,
+            refresh_interval=logdet_refresh,
+            hinge=hinge,
+        )
+        self.logdet_q = ProjectedLogDetFloor(
+            pr_floor=pr_floor_q, eigmax_ceiling=eigmax_ceiling_q, seed=seed, **logdet_common
+        )
+        self.logdet_p = ProjectedLogDetFloor(
+            pr_floor=pr_floor_p, eigmax_ceiling=eigmax_ceiling_p, seed=seed + 1, **logdet_common
+        )
+        self.mean_penalty = MeanPenalty()
+
+    # ------------------------------------------------------------------ hooks
+    def on_epoch_start(self, epoch: int) -> None:
+        """Residual-scale warm-up (spec C.4): ``s_e = s * min(1, epoch / E_w)`` (1-indexed ``epoch``)."""
+        super().on_epoch_start(epoch)
+        if self.residual_scale_warmup_epochs > 0 and self.base_residual_scale is not None:
+            factor = min(1.0, epoch / self.residual_scale_warmup_epochs)
+            self.predictor.residual_scale = self.base_residual_scale * factor
+
+    # ------------------------------------------------------------------ loss pieces
+    def _direction_sums(self, src: Tensor, tgt: Tensor, direction: int) -> Tensor:
+        """Local sums for one prediction direction: ``[sse_q, sse_p(, sse_energy)]`` (fp32).
+
+        Args: src, tgt ``[B, 2d]`` fp32; tgt already detached when ``detach_target``.
+        """
+        pred = self.predictor(src, direction=direction).float()
+        if pred.shape != src.shape:
+            raise ValueError(f"predictor returned shape {tuple(pred.shape)}, expected {tuple(src.shape)}")
+        d = src.shape[-1] // 2
+        err = (pred - tgt).square()
+        sums = [err[:, :d].sum(), err[:, d:].sum()]
+        if self.energy_weight > 0:
+            energy_err = self.predictor.energy(pred) - self.predictor.energy(src).detach()
+            sums.append(energy_err.float().square().sum())
+        return torch.stack(sums)
+
+    def _match(self, sse_q: Tensor, sse_p: Tensor, count: Tensor) -> Tensor:
+        """Matching loss ``m`` from global sums; ``count`` = global ``B * d``."""
+        if self.match == "q":
+            return sse_q / count + self.p_weight * sse_p / count
+        if self.match == "qp":
+            return (sse_q + sse_p) / (2 * count)
+        return sse_p / count
+
+    def prediction_loss(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``L_pred`` (spec D.1/D.2) as a global mean; returns ``(loss, energy_term_or_None)``.
+
+        Args: z ``[V, B, 2d]`` (views 0 and 1 are used).
+        """
+        z0, z1 = z[0].float(), z[1].float()
+        t0 = z0.detach() if self.detach_target else z0
+        t1 = z1.detach() if self.detach_target else z1
+        parts = [self._direction_sums(z0, t1, +1)]
+        if self.bidirectional:
+            parts.append(self._direction_sums(z1, t0, self.backward_direction))
+        b, d = z0.shape[0], z0.shape[1] // 2
+        local = torch.cat([*parts, z0.new_tensor([float(b * d), float(b)])])
+        s = all_reduce_sum(local)
+        per_dir = s[:-2].reshape(len(parts), -1)
+        count, batch = s[-2], s[-1]
+        matches = [self._match(row[0], row[1], count) for row in per_dir]
+        energy = None
+        if self.energy_weight > 0:
+            energies = [row[2] / batch for row in per_dir]
+            energy = torch.stack(energies).mean()
+            matches = [m + self.energy_weight * e for m, e in zip(matches, energies, strict=True)]
+        return torch.stack(matches).mean(), energy
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, 2d]`` encoder outputs (view-major); step: unused (kept for the common API)."""
+        self.check_no_target(z_target, type(self).__name__)
+        v, b, dim = self.check_views(z)
+        if dim % 2:
+            raise ValueError(
+                f"HamJEPA needs an even embedding dimension D = 2d (q = z[..., :d], p = z[..., d:]), got "
+                f"z of shape {tuple(z.shape)}"
+            )
+        d = dim // 2
+        pred, energy = self.prediction_loss(z)
+
+        flat = z.reshape(v * b, dim).float()
+        q, p = flat[:, :d], flat[:, d:]
+        bud = self.budget(q, p)
+        vq = self.var_q(q)
+        var = vq.loss if self.use_var_q else flat.new_zeros(())
+        if self.var_p is not None:
+            var = var + self.var_p(p).loss
+        ldq = self.logdet_q(q)
+        ldp = self.logdet_p(p)
+        logdet = ldq.loss + ldp.loss
+        mean = self.mean_penalty(flat)
+
+        total = (
+            pred
+            + self.budget_weight * bud.loss
+            + self.var_weight * var
+            + self.logdet_weight * logdet
+            + self.mean_weight * mean.loss
+        )
+        terms = {
+            "pred": pred,
+            "budget": bud.loss,
+            "var": var,
+            "logdet": logdet,
+            "mean": mean.loss,
+            "total": total,
+            "q2": bud.q2,
+            "p2": bud.p2,
+            "q_std_min": vq.std.min(),
+            "pr_q": ldq.pr_norm,
+            "pr_p": ldp.pr_norm,
+            "logdet_q": ldq.logdet,
+            "logdet_p": ldp.logdet,
+            "eigmax_q": ldq.eigmax,
+            "eigmax_p": ldp.eigmax,
+            "z_mean2": mean.mean.square().sum(),
+        }
+        if energy is not None:
+            terms["energy"] = energy
+        return ObjectiveOutput(total, {k: t.detach() for k, t in terms.items()})

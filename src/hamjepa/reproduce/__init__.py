@@ -1,0 +1,1 @@
+"""One-command reproductions of the paper's tables (``hamjepa reproduce cifar100|dynamics``)."""

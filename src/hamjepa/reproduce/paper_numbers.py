@@ -1,0 +1,33 @@
+"""The paper's reported CIFAR-100 numbers (spec K.1, K.2), in percent, for side-by-side tables."""
+
+from __future__ import annotations
+
+# (method, readout) -> (NN@20, linear) ; 30 epochs, mean over 3 seeds (Table 1 top)
+CIFAR100_30EP: dict[tuple[str, str], tuple[float, float]] = {
+    ("lejepa", "z"): (26.56, 30.43),
+    ("hamjepa", "q"): (31.45, 33.95),
+    ("hamjepa", "p"): (29.71, 33.07),
+    ("hamjepa", "qp"): (30.88, 34.18),
+}
+CIFAR100_30EP_STD: dict[tuple[str, str], tuple[float, float]] = {
+    ("lejepa", "z"): (0.18, 0.30),
+    ("hamjepa", "q"): (0.27, 0.24),
+    ("hamjepa", "p"): (0.25, 0.36),
+    ("hamjepa", "qp"): (0.39, 0.17),
+}
+# 80 epochs, single run (Table 1 bottom / Table 3)
+CIFAR100_80EP: dict[tuple[str, str], tuple[float, float]] = {
+    ("lejepa", "z"): (27.98, 33.95),
+    ("mlp_hjepa", "q"): (28.10, 42.26),
+    ("mlp_hjepa", "p"): (28.30, 41.90),
+    ("mlp_hjepa", "qp"): (28.15, 42.77),
+    ("hamjepa", "q"): (34.43, 44.59),
+    ("hamjepa", "p"): (32.96, 44.44),
+    ("hamjepa", "qp"): (33.66, 44.52),
+}
+
+
+def paper_reference(method: str, readout: str, epochs: int) -> tuple[float, float] | None:
+    """The paper's (NN@20, linear) for a row, or None when the paper has no such row at that length."""
+    table = CIFAR100_80EP if epochs == 80 else CIFAR100_30EP if epochs == 30 else {}
+    return table.get((method, readout))
