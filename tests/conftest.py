@@ -1,7 +1,8 @@
-"""Shared pytest fixtures: small thread count, and the location of ../shared/data."""
+"""Shared pytest fixtures: thread counts, and the location of ../shared/data."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 torch.set_num_threads(2)
+
+# Areas whose tests are many tiny ops: on a shared 2-core machine OpenMP hand-offs cost more than the work.
+SINGLE_THREADED_AREAS = {"data", "evaluation", "sequences"}
+
+
+@pytest.fixture(autouse=True)
+def _thread_count(request: pytest.FixtureRequest) -> Iterator[None]:
+    """One intra-op thread in the tiny-op areas, two elsewhere (ResNet forward/backward benefits)."""
+    area = Path(request.node.path).resolve().relative_to(REPO_ROOT / "tests").parts[0]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1 if area in SINGLE_THREADED_AREAS else 2)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

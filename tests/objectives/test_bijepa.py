@@ -26,7 +26,7 @@ def test_update_ema_averages_parameters_exactly() -> None:
         for p in online.parameters():
             p.add_(torch.randn_like(p))
     update_ema(target, online, 0.9)
-    for t, b, o in zip(target.parameters(), before, online.parameters()):
+    for t, b, o in zip(target.parameters(), before, online.parameters(), strict=True):
         torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
         assert not t.requires_grad
 
@@ -39,10 +39,10 @@ def test_update_ema_momentum_extremes() -> None:
         for p in online.parameters():
             p.mul_(3.0).add_(1.0)
     update_ema(target, online, 1.0)
-    for t, s in zip(target.parameters(), start):
+    for t, s in zip(target.parameters(), start, strict=True):
         torch.testing.assert_close(t, s)
     update_ema(target, online, 0.0)
-    for t, o in zip(target.parameters(), online.parameters()):
+    for t, o in zip(target.parameters(), online.parameters(), strict=True):
         torch.testing.assert_close(t, o)
 
 
@@ -138,7 +138,7 @@ def test_bad_inputs_raise() -> None:
 
 
 def _norm_growth(norm_mode: str) -> float:
-    """Ratio of the late to the early online-embedding norm in a short BiJEPA sine run."""
+    """Ratio of the late to the early online-embedding norm in a short BiJEPA sine run (single thread)."""
     from hamjepa.sequences.benchmark import _sequence_batches, make_sequence_task
     from hamjepa.sequences.encoders import SequenceEncoder
     from hamjepa.sequences.train import train_two_view
@@ -146,10 +146,16 @@ def _norm_growth(norm_mode: str) -> float:
     settings = norm_mode_settings(norm_mode)
     task = make_sequence_task("sine", 0)
     torch.manual_seed(0)
-    encoder = SequenceEncoder(10, 64, 16, layer_norm=settings.layer_norm)
-    objective = BiJEPAObjective(16, alpha=0.5, hidden_dim=64, norm_mode=norm_mode)  # type: ignore[arg-type]
-    result = train_two_view(encoder, objective, _sequence_batches(task, 64), steps=300, lr=1e-3,
-                            weight_decay=settings.weight_decay)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        encoder = SequenceEncoder(10, 64, 16, layer_norm=settings.layer_norm)
+        objective = BiJEPAObjective(16, alpha=0.5, hidden_dim=64, norm_mode=norm_mode)  # type: ignore[arg-type]
+        result = train_two_view(
+            encoder, objective, _sequence_batches(task, 64), steps=300, lr=1e-3, weight_decay=settings.weight_decay
+        )
+    finally:
+        torch.set_num_threads(threads)
     norms = result.history["online_norm"]
     return float(norms[-20:].mean() / norms[40:60].mean())
 

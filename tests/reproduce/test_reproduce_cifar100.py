@@ -35,7 +35,8 @@ def test_reproduce_toy_scale_on_real_slice(tmp_path: Path, cifar100_npz: Path) -
     for r in rows.values():
         assert 0.0 <= r["nn20_mean"] <= 100.0 and 0.0 <= r["linear_mean"] <= 100.0
     md = (out / "table.md").read_text()
-    assert md == render_markdown(table) and "hamjepa-q" in md and "sigreg-z" in md
+    assert md == render_markdown(table) == table["table_md"] and "hamjepa-q" in md and "sigreg-z" in md
+    assert table["provenance"]["commit"] and table["provenance"]["device"].startswith("cpu")
     # A second call reuses the finished runs instead of training again.
     before = (out / "hamjepa-e1-seed0" / "checkpoints" / "last.pt").stat().st_mtime_ns
     assert main(argv) == 0

@@ -115,8 +115,12 @@ def test_read_idx_round_trip(tmp_path, gz: bool) -> None:
 
 def test_fashion_mnist_loader_on_fake_files(tmp_path) -> None:
     rng = np.random.default_rng(0)
-    for stem, shape in (("train-images-idx3-ubyte", (12, 28, 28)), ("train-labels-idx1-ubyte", (12,)),
-                        ("t10k-images-idx3-ubyte", (5, 28, 28)), ("t10k-labels-idx1-ubyte", (5,))):
+    for stem, shape in (
+        ("train-images-idx3-ubyte", (12, 28, 28)),
+        ("train-labels-idx1-ubyte", (12,)),
+        ("t10k-images-idx3-ubyte", (5, 28, 28)),
+        ("t10k-labels-idx1-ubyte", (5,)),
+    ):
         high = 10 if "labels" in stem else 256
         _write_idx(tmp_path / f"{stem}.gz", rng.integers(0, high, size=shape), gz=True)
     x_train, y_train, x_test, y_test = load_fashion_mnist(tmp_path)

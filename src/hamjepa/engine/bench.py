@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -13,32 +11,12 @@ from typing import Any
 import torch
 
 from hamjepa.config import Config
+from hamjepa.provenance import provenance
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def device_name(device: torch.device) -> str:
-    """Human-readable device name (GPU model or CPU)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def benchmark_training(
@@ -86,9 +64,8 @@ def benchmark_training(
         result: dict[str, Any] = {
             "config": cfg.to_dict(),
             "objective": cfg.objective["name"],
-            "device": device_name(device),
-            "torch": torch.__version__,
-            "commit": _commit(),
+            "kind": "bench",
+            "provenance": provenance(device),
             "precision": "bf16" if trainer.amp_dtype is not None else "fp32",
             "compile": cfg.model.compile,
             "views_per_step": n_views,

@@ -20,10 +20,10 @@ Run directory layout::
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+def embed_views(
+    encoder: nn.Module, views: Tensor, *, channels_last: bool, amp_dtype: torch.dtype | None
+) -> Tensor:
+    """``[V, B, 3, S, S]`` -> ``z: [V, B, D]`` with one encoder forward over all views (spec A.4).
+
+    The encoder runs under ``autocast(amp_dtype)`` when one is given (bf16 on CUDA).
+    """
+    v, b = views.shape[:2]
+    x = views.reshape(v * b, *views.shape[2:])
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast(device_type=x.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with autocast:
+        z = encoder(x)
+    return z.reshape(v, b, -1)
+
+
 class JEPAModule(nn.Module):
     """Encoder + objective as one module, so DDP synchronises the predictor's gradients too.
 
@@ -88,26 +105,15 @@ class JEPAModule(nn.Module):
         self.objective = objective
         self.channels_last = channels_last
         self.amp_dtype = amp_dtype
-        self.encode = encoder  # may be replaced by a compiled wrapper
+        self.encode: nn.Module | Callable[[Tensor], Tensor] = encoder  # replaced by a compiled wrapper if asked
 
     def embed(self, views: Tensor) -> Tensor:
-        """``[V, B, 3, S, S]`` -> ``z: [V, B, D]`` with one encoder forward over all views."""
-        v, b = views.shape[:2]
-        x = views.reshape(v * b, *views.shape[2:])
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        ctx = (
-            torch.autocast(device_type=x.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            z = self.encode(x)
-        return z.reshape(v, b, -1)
+        """``[V, B, 3, S, S]`` -> ``z: [V, B, D]``."""
+        return embed_views(self.encode, views, channels_last=self.channels_last, amp_dtype=self.amp_dtype)
 
     def forward(self, views: Tensor, step: int, z_target: Tensor | None = None):
-        z = self.embed(views)
-        return self.objective(z, step=step, z_target=z_target)
+        """Embed the views and evaluate the objective."""
+        return self.objective(self.embed(views), step=step, z_target=z_target)
 
 
 @dataclass
@@ -167,7 +173,9 @@ class Trainer:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.target_encoder: nn.Module | None = None
         if getattr(self.objective, "needs_target_encoder", False):
-            self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+            from hamjepa.models.ema import make_target_encoder
+
+            self.target_encoder = make_target_encoder(self.encoder)
         self.module = JEPAModule(
             self.encoder, self.objective, channels_last=cfg.model.channels_last, amp_dtype=self.amp_dtype
         )
@@ -197,6 +205,9 @@ class Trainer:
         self.step = 0  # optimiser steps done
         self.monitor = None
         self._tb = None
+        self._bad_step: Tensor | None = None
+        self._bad_terms: Tensor | None = None
+        self._term_names: list[str] = []
 
     # ----------------------------------------------------------------------------------------------
     def _build_optimizer(self) -> tuple[torch.optim.Optimizer, list[nn.Parameter]]:
@@ -236,8 +247,23 @@ class Trainer:
             "rng": capture_rng_state(),
         }
 
+    def _raise_if_nonfinite(self) -> None:
+        """Stop with the first non-finite step and its loss terms (one device sync)."""
+        bad = int(self._bad_step) if self._bad_step is not None else -1
+        if bad < 0:
+            return
+        named = dict(zip(self._term_names, self._bad_terms.tolist(), strict=True))
+        epoch = (bad - 1) // self.steps_per_epoch + 1
+        self._log({"kind": "error", "step": bad, "epoch": epoch, "terms": named})
+        raise NonFiniteLossError(
+            f"train: non-finite loss at step {bad} (epoch {epoch}); terms: "
+            + ", ".join(f"{k}={v:.4g}" for k, v in named.items())
+            + f". The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; lower optim.lr or check the data."
+        )
+
     def save(self, *, epoch_complete: bool) -> Path | None:
-        """Write ``checkpoints/last.pt`` atomically (rank 0 only)."""
+        """Write ``checkpoints/last.pt`` atomically (rank 0 only); never after a non-finite loss."""
+        self._raise_if_nonfinite()
         if not self.is_main:
             return None
         ckpt_dir = self.run_dir / "checkpoints"
@@ -307,8 +333,8 @@ class Trainer:
         z_target = None
         if self.target_encoder is not None:
             with torch.no_grad():
-                z_target = JEPAModule.embed(
-                    _EmbedView(self.target_encoder, self.module.channels_last, self.amp_dtype), views
+                z_target = embed_views(
+                    self.target_encoder, views, channels_last=self.module.channels_last, amp_dtype=self.amp_dtype
                 )
         out = self.model(views, self.step, z_target)
         self.optimizer.zero_grad(set_to_none=True)
@@ -339,7 +365,7 @@ class Trainer:
         max_steps = cfg.train.max_steps
         last_ckpt: Path | None = None
         final_terms: dict[str, float] = {}
-        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        bad_step = self._bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         bad_terms: Tensor | None = None
         term_names: list[str] = []
         self.encoder.train()
@@ -351,8 +377,8 @@ class Trainer:
             self.stream.set_epoch(epoch)  # keeps the position when resuming inside this epoch
             bar = _progress(self.steps_per_epoch, epoch, cfg, self.is_main, initial=self.stream_position())
             t_log, imgs = time.perf_counter(), 0
-            sums: dict[str, float] = {}
-            n_logs = 0
+            epoch_sum: Tensor | None = None  # per-term sums over this epoch's steps, on the device
+            epoch_steps = 0
             for views, _labels in self.stream:
                 loss, terms = self._train_step(views)
                 self.step += 1
@@ -364,6 +390,9 @@ class Trainer:
                 is_bad = ~torch.isfinite(loss) & (bad_step < 0)
                 bad_step = torch.where(is_bad, torch.full_like(bad_step, self.step), bad_step)
                 bad_terms = torch.where(is_bad, stacked, bad_terms)
+                self._bad_step, self._bad_terms, self._term_names = bad_step, bad_terms, term_names
+                epoch_sum = stacked if epoch_sum is None else epoch_sum + stacked
+                epoch_steps += 1
                 if bar is not None:
                     bar.update(1)
                 last_in_epoch = self.stream_position() == self.steps_per_epoch
@@ -372,14 +401,7 @@ class Trainer:
                         [loss.float().reshape(1), stacked, bad_step.float().reshape(1)]
                     ).tolist()
                     if values[-1] >= 0:
-                        named = {k: v for k, v in zip(term_names, bad_terms.tolist(), strict=True)}
-                        self._log({"kind": "error", "step": int(values[-1]), "terms": named})
-                        raise NonFiniteLossError(
-                            f"train: non-finite loss at step {int(values[-1])} (epoch {epoch}); terms: "
-                            + ", ".join(f"{k}={v:.4g}" for k, v in named.items())
-                            + f". The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; "
-                            "lower optim.lr or check the data."
-                        )
+                        self._raise_if_nonfinite()
                     dt = time.perf_counter() - t_log
                     row = {
                         "kind": "train",
@@ -391,9 +413,6 @@ class Trainer:
                         "images_per_s": imgs / max(dt, 1e-9),
                     }
                     final_terms = {k: v for k, v in row.items() if isinstance(v, float)}
-                    for k in term_names:
-                        sums[k] = sums.get(k, 0.0) + row[k]
-                    n_logs += 1
                     self._log(row)
                     if bar is not None:
                         bar.set_postfix({"loss": f"{values[0]:.4f}", "img/s": f"{row['images_per_s']:.0f}"})
@@ -414,7 +433,7 @@ class Trainer:
                         "kind": "epoch",
                         "epoch": epoch,
                         "step": self.step,
-                        **{f"mean_{k}": v / max(n_logs, 1) for k, v in sums.items()},
+                        **_epoch_means(term_names, epoch_sum, epoch_steps),
                     }
                 )
                 if self.monitor is not None and epoch % cfg.train.monitor_every == 0:
@@ -476,13 +495,11 @@ class Trainer:
         return int(self.stream.state_dict()["position"])
 
 
-class _EmbedView:
-    """Duck-typed stand-in so :meth:`JEPAModule.embed` can run the EMA target encoder."""
-
-    def __init__(self, encoder: nn.Module, channels_last: bool, amp_dtype: torch.dtype | None):
-        self.encode = encoder
-        self.channels_last = channels_last
-        self.amp_dtype = amp_dtype
+def _epoch_means(names: list[str], sums: Tensor | None, steps: int) -> dict[str, float]:
+    """``{'mean_<term>': value}`` over the steps of one epoch (one device sync)."""
+    if sums is None or steps == 0:
+        return {}
+    return {f"mean_{k}": v for k, v in zip(names, (sums / steps).tolist(), strict=True)}
 
 
 def _identity(cfg: Config) -> dict[str, Any]:

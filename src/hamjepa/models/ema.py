@@ -55,7 +55,7 @@ def update_ema(target: nn.Module, online: nn.Module, momentum: float, *, copy_bu
             f"target has {len(target_params)} parameters but online has {len(online_params)}; "
             "build the target with make_target_encoder(online)"
         )
-    for t, o in zip(target_params, online_params):
+    for t, o in zip(target_params, online_params, strict=True):
         if t.shape != o.shape:
             raise ValueError(f"parameter shape mismatch: target {tuple(t.shape)} vs online {tuple(o.shape)}")
     if target_params:
@@ -69,5 +69,5 @@ def update_ema(target: nn.Module, online: nn.Module, momentum: float, *, copy_bu
                 f"target has {len(target_buffers)} buffers but online has {len(online_buffers)}; "
                 "build the target with make_target_encoder(online)"
             )
-        for t, o in zip(target_buffers, online_buffers):
+        for t, o in zip(target_buffers, online_buffers, strict=True):
             t.copy_(o)

@@ -73,14 +73,10 @@ def norm_mode_settings(mode: str) -> NormModeSettings:
     raise ValueError(f"norm_mode must be one of {', '.join(NORM_MODES)}, got {mode!r}")
 
 
-def make_mlp(
-    in_dim: int, hidden_dims: list[int] | tuple[int, ...], out_dim: int, *, layer_norm: bool
-) -> nn.Sequential:
+def make_mlp(in_dim: int, hidden_dims: list[int] | tuple[int, ...], out_dim: int, *, layer_norm: bool) -> nn.Sequential:
     """``in -> [Linear -> (LayerNorm) -> ReLU] * len(hidden_dims) -> Linear -> out`` (no norm at the end)."""
     if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden_dims):
-        raise ValueError(
-            f"MLP sizes must be >= 1, got in={in_dim}, hidden={list(hidden_dims)}, out={out_dim}"
-        )
+        raise ValueError(f"MLP sizes must be >= 1, got in={in_dim}, hidden={list(hidden_dims)}, out={out_dim}")
     layers: list[nn.Module] = []
     width = in_dim
     for hidden in hidden_dims:
@@ -164,13 +160,9 @@ class BiJEPAObjective(Objective):
         """
         v, _, d = self.check_views(z)
         if v != 2:
-            raise ValueError(
-                f"BiJEPA compares exactly 2 views (context, target); z has shape {tuple(z.shape)}"
-            )
+            raise ValueError(f"BiJEPA compares exactly 2 views (context, target); z has shape {tuple(z.shape)}")
         if d != self.embed_dim:
-            raise ValueError(
-                f"z has embedding dim {d} but the objective was built with embed_dim={self.embed_dim}"
-            )
+            raise ValueError(f"z has embedding dim {d} but the objective was built with embed_dim={self.embed_dim}")
         if z_target is None:
             raise ValueError("BiJEPA needs z_target (the EMA target encoder's output, shape [2, B, D])")
         if z_target.shape != z.shape:

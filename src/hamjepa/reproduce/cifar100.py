@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hamjepa.config import Config, load_config
+from hamjepa.provenance import provenance
 from hamjepa.reproduce.paper_numbers import paper_reference
 
 METHOD_CONFIGS = {
@@ -94,10 +95,13 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
                 timings[f"{key}/eval_s"] = time.perf_counter() - t0
             results[key] = json.loads(metrics_file.read_text())
     table = summarise(results, opts)
+    table["kind"] = "reproduce_cifar100"
+    table["provenance"] = provenance()
     table["timings_s"] = timings
+    table["table_md"] = render_markdown(table)
     (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
-    (out / "table.md").write_text(render_markdown(table))
-    print(render_markdown(table))
+    (out / "table.md").write_text(table["table_md"])
+    print(table["table_md"])
     return table
 
 

@@ -31,17 +31,28 @@ def add_reproduce_dynamics_parser(reproduce_subparsers: Any) -> argparse.Argumen
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS), help="tasks to run")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply every task's training steps (e.g. 0.1 for a smoke run)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every task's training steps (e.g. 0.1 for a smoke run)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per worker")
-    parser.add_argument("--norm-mode", choices=("expressive", "restrictive", "none"), default="expressive",
-                        help="BiJEPA norm mode of encoders and (Bi)JEPA predictors")
-    parser.add_argument("--fashion-mnist-root", default=None,
-                        help="directory with the Fashion-MNIST idx files "
-                             "(default /usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)")
-    parser.add_argument("--download", action="store_true",
-                        help="download Fashion-MNIST with torchvision into --fashion-mnist-root if missing")
+    parser.add_argument(
+        "--norm-mode",
+        choices=("expressive", "restrictive", "none"),
+        default="expressive",
+        help="BiJEPA norm mode of encoders and (Bi)JEPA predictors",
+    )
+    parser.add_argument(
+        "--fashion-mnist-root",
+        default=None,
+        help="directory with the Fashion-MNIST idx files "
+        "(default /usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)",
+    )
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="download Fashion-MNIST with torchvision into --fashion-mnist-root if missing",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=handle_reproduce_dynamics)

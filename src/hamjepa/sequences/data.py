@@ -53,9 +53,7 @@ FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
 
 
 # ----------------------------------------------------------------------------------------------- sine
-def generate_sine(
-    n: int, rng: np.random.Generator, *, length: int = 20, noise_std: float = 0.05
-) -> np.ndarray:
+def generate_sine(n: int, rng: np.random.Generator, *, length: int = 20, noise_std: float = 0.05) -> np.ndarray:
     """Noisy sine waves ``sin(omega t + phi) + eps`` on ``linspace(0, 4 pi, length)``.
 
     Returns:
@@ -94,9 +92,7 @@ def generate_lorenz(
     out = np.empty((n, length, 3))
     for step in range(length):
         x, y, z = state[:, 0], state[:, 1], state[:, 2]
-        deriv = np.stack(
-            [LORENZ_SIGMA * (y - x), x * (LORENZ_RHO - z) - y, x * y - LORENZ_BETA * z], axis=1
-        )
+        deriv = np.stack([LORENZ_SIGMA * (y - x), x * (LORENZ_RHO - z) - y, x * y - LORENZ_BETA * z], axis=1)
         state = state + dt * deriv
         out[:, step] = state
     return out
@@ -293,8 +289,12 @@ def load_fashion_mnist(
             "--fashion-mnist-root DIR --download"
         )
     arrays = []
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         found = _find_idx(directory, stem)
         if found is None:
             raise FileNotFoundError(f"{stem}[.gz] missing in {directory}")
@@ -334,9 +334,7 @@ class ImageHalves:
     std: float
 
 
-def make_image_halves(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
-) -> ImageHalves:
+def make_image_halves(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> ImageHalves:
     """Build :class:`ImageHalves` from uint8 ``[N, 28, 28]`` images (split at column 14).
 
     Pixels are scaled to ``[0, 1]`` (``/255``, i.e. the min-max range of uint8 images) and normalised

@@ -83,8 +83,7 @@ def _phase_figure(chosen: dict[str, dict[str, Any]], path: Path, n_show: int = 5
         ax.scatter(*test[i, split], color="k", s=12)
         for method, run in chosen.items():
             pred = np.asarray(run["plot"]["pred_forecast"])
-            ax.scatter(*pred[i], color=_COLORS[method], marker="x", s=30,
-                       label=_LABELS[method] if i == 0 else None)
+            ax.scatter(*pred[i], color=_COLORS[method], marker="x", s=30, label=_LABELS[method] if i == 0 else None)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_zlabel("z")

@@ -71,8 +71,15 @@ def _seeded_(module: nn.Module, seed: int) -> nn.Module:
 
 
 def linear_regression_probe(
-    train_x: Tensor, train_y: Tensor, heldout_x: Tensor, heldout_y: Tensor, *, epochs: int, lr: float = 0.01,
-    seed: int = 0, extra_x: Tensor | None = None,
+    train_x: Tensor,
+    train_y: Tensor,
+    heldout_x: Tensor,
+    heldout_y: Tensor,
+    *,
+    epochs: int,
+    lr: float = 0.01,
+    seed: int = 0,
+    extra_x: Tensor | None = None,
 ) -> ProbeResult:
     """Full-batch Adam linear regression ``[N, D] -> [N, C]`` (Protocols A/B).
 
@@ -103,8 +110,16 @@ def _minibatches(n: int, batch_size: int, generator: torch.Generator) -> list[Te
 
 
 def linear_classification_probe(
-    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *, num_classes: int, epochs: int = 10,
-    lr: float = 1e-2, batch_size: int = 256, seed: int = 0,
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    *,
+    num_classes: int,
+    epochs: int = 10,
+    lr: float = 1e-2,
+    batch_size: int = 256,
+    seed: int = 0,
 ) -> ProbeResult:
     """Linear classifier on frozen features; returns top-1 accuracies in % (train = after training)."""
     if epochs < 1:
@@ -127,15 +142,27 @@ def linear_classification_probe(
 def make_decoder(in_dim: int, out_pixels: int = 392) -> nn.Sequential:
     """``in -> 256 (BN, ReLU) -> 512 (BN, ReLU) -> out_pixels -> sigmoid`` (paper's generative probe)."""
     return nn.Sequential(
-        nn.Linear(in_dim, 256), nn.BatchNorm1d(256), nn.ReLU(),
-        nn.Linear(256, 512), nn.BatchNorm1d(512), nn.ReLU(),
-        nn.Linear(512, out_pixels), nn.Sigmoid(),
+        nn.Linear(in_dim, 256),
+        nn.BatchNorm1d(256),
+        nn.ReLU(),
+        nn.Linear(256, 512),
+        nn.BatchNorm1d(512),
+        nn.ReLU(),
+        nn.Linear(512, out_pixels),
+        nn.Sigmoid(),
     )
 
 
 def decoder_probe(
-    train_x: Tensor, train_pixels: Tensor, test_x: Tensor, test_pixels: Tensor, *, epochs: int = 10,
-    lr: float = 1e-3, batch_size: int = 256, seed: int = 0,
+    train_x: Tensor,
+    train_pixels: Tensor,
+    test_x: Tensor,
+    test_pixels: Tensor,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    seed: int = 0,
 ) -> ProbeResult:
     """Decode right-half pixels ``[N, P]`` in ``[0, 1]`` from frozen features ``[N, D]``.
 

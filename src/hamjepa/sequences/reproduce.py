@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from hamjepa.provenance import provenance
 from hamjepa.sequences.benchmark import (
     DEFAULT_SETTINGS,
     METHODS,
@@ -70,8 +71,9 @@ def _image_halves() -> Any:
     if "halves" not in _WORKER_STATE:
         from hamjepa.sequences.data import load_fashion_mnist, make_image_halves
 
-        arrays = load_fashion_mnist(_WORKER_STATE.get("fashion_mnist_root"),
-                                    download=bool(_WORKER_STATE.get("download", False)))
+        arrays = load_fashion_mnist(
+            _WORKER_STATE.get("fashion_mnist_root"), download=bool(_WORKER_STATE.get("download", False))
+        )
         _WORKER_STATE["halves"] = make_image_halves(*arrays)
     return _WORKER_STATE["halves"]
 
@@ -270,8 +272,12 @@ def reproduce_dynamics(
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                                 initializer=_init_worker, initargs=(threads_per_worker, root, download)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(threads_per_worker, root, download),
+        ) as pool:
             futures = {pool.submit(run_job, *job, scale, norm_mode): job for job in jobs}
             for future in as_completed(futures):
                 job = futures[future]
@@ -291,6 +297,9 @@ def reproduce_dynamics(
 
         files.update(plot_forecasts(runs, out))
     record = {
+        "kind": "reproduce_dynamics",
+        "provenance": provenance(),
+        "table_md": table,
         "seeds": seeds,
         "tasks": tasks,
         "methods": list(methods),
@@ -303,5 +312,4 @@ def reproduce_dynamics(
         "runs": [{k: v for k, v in r.items() if k != "plot"} for r in runs],
     }
     (out / "results.json").write_text(json.dumps(record, indent=2))
-    return {"runs": runs, "summary": summary, "table": table, "files": files, "seconds": seconds,
-            "skipped": skipped}
+    return {"runs": runs, "summary": summary, "table": table, "files": files, "seconds": seconds, "skipped": skipped}

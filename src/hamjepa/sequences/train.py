@@ -136,5 +136,4 @@ def train_two_view(
     if target is not None:
         target.eval()
     history = {key: torch.stack(values).float() for key, values in logged.items()}
-    return TrainResult(encoder=encoder, objective=objective, target_encoder=target, history=history,
-                       seconds=seconds)
+    return TrainResult(encoder=encoder, objective=objective, target_encoder=target, history=history, seconds=seconds)

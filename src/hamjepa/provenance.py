@@ -1,0 +1,53 @@
+"""Where a measured number came from: commit, device, library versions, command and date.
+
+Every results file the library writes (benchmarks, reproductions) carries :func:`provenance` so that
+``docs/RESULTS.md`` can be generated from the files alone.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def git_commit() -> str:
+    """Short hash of the checkout this package runs from, with ``+dirty`` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=here).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=here).stdout.strip()
+        return f"{sha}+dirty" if dirty else sha
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    """The GPU model for a CUDA device, else the CPU with its visible core count."""
+    device = torch.device(device) if device is not None else None
+    if device is not None and device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
+    """Commit, device, versions, the command line and the UTC date, as a JSON-ready dict."""
+    return {
+        "commit": git_commit(),
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "command": " ".join(["hamjepa" if Path(sys.argv[0]).name in ("hamjepa", "__main__.py") else sys.argv[0],
+                             *sys.argv[1:]]),
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    }
