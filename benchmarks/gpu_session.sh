@@ -24,8 +24,8 @@ case "${STAGE:-bench}" in
     done
     ;;
   reproduce)
-    /usr/bin/time -v hamjepa reproduce cifar100 --data "$NPZ" --epochs "${EPOCHS:-30}" --seeds ${SEEDS:-0} \
-      --methods ${METHODS:-hamjepa sigreg} --out /root/repro train.progress=false 2>&1 | tail -40
+    hamjepa reproduce cifar100 --data "$NPZ" --epochs "${EPOCHS:-30}" --seeds ${SEEDS:-0} \
+      --methods ${METHODS:-hamjepa sigreg} --out /root/repro train.progress=false
     cp /root/repro/table.json "$OUT/reproduce_cifar100_e${EPOCHS:-30}_${COMMIT}.json"
     ;;
 esac

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from _objectives_testutils import make_hamiltonian_predictor
+from tests.objectives._objectives_testutils import make_hamiltonian_predictor
 
 from hamjepa.objectives import (
     HamJEPAObjective,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _objectives_testutils import make_hamiltonian_predictor, make_mlp_predictor
+from tests.objectives._objectives_testutils import make_hamiltonian_predictor, make_mlp_predictor
 
 from hamjepa.objectives import (
     HamJEPAObjective,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _objectives_testutils import (
+from tests.objectives._objectives_testutils import (
     np_budget,
     np_logdet_stats,
     np_mean_penalty,

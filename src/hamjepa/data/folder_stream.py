@@ -110,18 +110,25 @@ class ImageFolderStream(StreamPosition):
         self.world_size = world_size
         self.num_workers = num_workers
         self.prefetch_factor = prefetch_factor
+        self._dataloader: DataLoader | None = None
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
     def _loader(self) -> DataLoader:
-        return DataLoader(
-            _CroppedViews(self.source, self.augment, self.seed),
-            batch_sampler=_EpochBatches(self),
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-            prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
-        )
+        """One DataLoader for the stream's life with persistent workers (spec A.3): no worker restart per
+        epoch. Its batch sampler reads the stream's epoch/position whenever an iteration starts; a seed
+        changed by ``load_state_dict`` rebuilds it (the workers' dataset holds the seed)."""
+        if self._dataloader is None or self._dataloader.dataset.seed != self.seed:
+            self._dataloader = DataLoader(
+                _CroppedViews(self.source, self.augment, self.seed),
+                batch_sampler=_EpochBatches(self),
+                num_workers=self.num_workers,
+                pin_memory=self.device.type == "cuda",
+                prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
+                persistent_workers=self.num_workers > 0,
+            )
+        return self._dataloader
 
     def __iter__(self) -> Iterator[tuple[Views, torch.Tensor]]:
         epoch, step = self.epoch, self.position

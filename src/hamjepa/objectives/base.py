@@ -85,8 +85,7 @@ class Objective(nn.Module):
         v, b, d = z.shape
         if v < min_views:
             raise ValueError(
-                f"{name} must hold at least {min_views} views on axis 0 (shape [V, B, D]), got shape "
-                f"{tuple(z.shape)}"
+                f"{name} must hold at least {min_views} views on axis 0 (shape [V, B, D]), got shape {tuple(z.shape)}"
             )
         if b < 1 or d < 1:
             raise ValueError(f"{name} must have a non-empty batch and dimension, got shape {tuple(z.shape)}")

@@ -167,8 +167,10 @@ class BiJEPAObjective(Objective):
             raise ValueError("BiJEPA needs z_target (the EMA target encoder's output, shape [2, B, D])")
         if z_target.shape != z.shape:
             raise ValueError(f"z_target shape {tuple(z_target.shape)} must equal z shape {tuple(z.shape)}")
-        target = self.embed(z_target.detach())
-        online = self.embed(z)
+        # The engine passes bf16 encoder outputs (autocast, spec G.1) while the predictors are fp32 and run
+        # outside autocast: compute the loss in fp32, like the other objectives.
+        target = self.embed(z_target.detach().float())
+        online = self.embed(z.float())
         loss_fwd = F.mse_loss(self.predictor_fwd(online[0]), target[1])
         if self.predictor_bwd is not None:
             loss_bwd = F.mse_loss(self.predictor_bwd(online[1]), target[0])

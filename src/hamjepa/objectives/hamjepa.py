@@ -216,7 +216,7 @@ class HamJEPAObjective(Objective):
         if self.bidirectional:
             parts.append(self._direction_sums(z1, t0, self.backward_direction))
         b, d = z0.shape[0], z0.shape[1] // 2
-        local = torch.cat([*parts, z0.new_tensor([float(b * d), float(b)])])
+        local = torch.cat([*parts, z0.new_full((1,), float(b * d)), z0.new_full((1,), float(b))])
         s = all_reduce_sum(local)
         per_dir = s[:-2].reshape(len(parts), -1)
         count, batch = s[-2], s[-1]

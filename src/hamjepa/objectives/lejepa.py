@@ -53,9 +53,7 @@ class LeJEPAObjective(Objective):
                 f"'upstream' = (1-lambda)*L_inv + lambda*SIGReg), got {combination!r}"
             )
         if num_global_views is not None and not (isinstance(num_global_views, int) and num_global_views >= 1):
-            raise ValueError(
-                f"num_global_views must be a positive int or None (= all views), got {num_global_views!r}"
-            )
+            raise ValueError(f"num_global_views must be a positive int or None (= all views), got {num_global_views!r}")
         self.lambda_reg = float(lambda_reg)
         self.combination = combination
         self.num_global_views = num_global_views
@@ -69,7 +67,7 @@ class LeJEPAObjective(Objective):
             raise ValueError(f"num_global_views={vg} exceeds the number of views V={v} of z {tuple(z.shape)}")
         zf = z.float()
         mu = zf[:vg].mean(0, keepdim=True)
-        local = torch.stack([(mu - zf).square().sum(), zf.new_tensor(float(zf.numel()))])
+        local = torch.stack([(mu - zf).square().sum(), zf.new_full((), float(zf.numel()))])
         s = all_reduce_sum(local)
         return s[0] / s[1]
 

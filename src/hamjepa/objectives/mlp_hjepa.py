@@ -24,6 +24,4 @@ class MLPHJEPAObjective(HamJEPAObjective):
     """
 
     def __init__(self, *, predictor: nn.Module, residual_scale_warmup_epochs: int = 0, **kwargs: Any) -> None:
-        super().__init__(
-            predictor=predictor, residual_scale_warmup_epochs=residual_scale_warmup_epochs, **kwargs
-        )
+        super().__init__(predictor=predictor, residual_scale_warmup_epochs=residual_scale_warmup_epochs, **kwargs)

@@ -29,8 +29,7 @@ def register_objective(name: str) -> Callable[[T], T]:
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not cls:
             raise ValueError(
-                f"objective name {name!r} is already registered to {existing.__qualname__}; "
-                "choose another name"
+                f"objective name {name!r} is already registered to {existing.__qualname__}; choose another name"
             )
         _REGISTRY[name] = cls
         return cls

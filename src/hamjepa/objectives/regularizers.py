@@ -28,8 +28,7 @@ def check_hinge(hinge: str) -> str:
     """Validate a hinge form name (``'squared'`` or ``'linear'``)."""
     if hinge not in HINGES:
         raise ValueError(
-            f"hinge must be one of {HINGES} ('squared' = reference code, 'linear' = paper text), "
-            f"got {hinge!r}"
+            f"hinge must be one of {HINGES} ('squared' = reference code, 'linear' = paper text), got {hinge!r}"
         )
     return hinge
 
@@ -78,8 +77,8 @@ class ScaleBudget(nn.Module):
             [
                 q.square().sum(),
                 p.square().sum(),
-                q.new_tensor(float(q.numel())),
-                q.new_tensor(float(p.numel())),
+                q.new_full((), float(q.numel())),
+                q.new_full((), float(p.numel())),
             ]
         )
         s = all_reduce_sum(local)
@@ -122,7 +121,7 @@ class VarianceFloor(nn.Module):
         _check_matrix(x, "x")
         x = x.float()
         m = x.shape[1]
-        local = torch.cat([x.sum(0), x.square().sum(0), x.new_tensor([float(x.shape[0])])])
+        local = torch.cat([x.sum(0), x.square().sum(0), x.new_full((1,), float(x.shape[0]))])
         s = all_reduce_sum(local)
         n = s[-1]
         n_safe = n.clamp_min(1.0)
@@ -227,9 +226,7 @@ class ProjectedLogDetFloor(nn.Module):
         """The current projection ``R [d, k]`` (None before the first call)."""
         return self._projection
 
-    def _load_from_state_dict(
-        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
-    ) -> None:
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._calls = int(self.calls)
         self._projection = None
@@ -260,7 +257,7 @@ class ProjectedLogDetFloor(nn.Module):
             return LogDetFloorOutput(zero, zero, zero, zero)
         proj = self._get_projection(d, k, x.device, call)
 
-        col = all_reduce_sum(torch.cat([x.sum(0), x.new_tensor([float(n_local)])]))
+        col = all_reduce_sum(torch.cat([x.sum(0), x.new_full((1,), float(n_local))]))
         n = col[-1]
         y = (x - col[:-1] / n) @ proj  # [n_local, k]
         stats = all_reduce_sum(torch.cat([y.sum(0), (y.T @ y).reshape(-1)]))
@@ -304,6 +301,6 @@ class MeanPenalty(nn.Module):
         """Args: z ``[n, m]`` local rows (all coordinates, q and p)."""
         _check_matrix(z, "z")
         z = z.float()
-        s = all_reduce_sum(torch.cat([z.sum(0), z.new_tensor([float(z.shape[0])])]))
+        s = all_reduce_sum(torch.cat([z.sum(0), z.new_full((1,), float(z.shape[0]))]))
         mean = s[:-1] / s[-1].clamp_min(1.0)
         return MeanPenaltyOutput(mean.square().mean(), mean)

@@ -99,7 +99,7 @@ class SIGReg(nn.Module):
         y = z.float() @ a  # [V, B, M]
         ty = y.unsqueeze(-1) * self.knots  # [V, B, M, J]
         local = torch.cat(
-            [torch.cos(ty).sum(1).reshape(-1), torch.sin(ty).sum(1).reshape(-1), y.new_tensor([float(b)])]
+            [torch.cos(ty).sum(1).reshape(-1), torch.sin(ty).sum(1).reshape(-1), y.new_full((1,), float(b))]
         )
         s = all_reduce_sum(local)
         n = s[-1]
