@@ -33,6 +33,9 @@ import yaml
 
 from hamjepa.errors import HamjepaError
 
+PRESET_IMAGE_SIZE = {"cifar100": 32, "imagenet100": 224, "imagefolder": 224}
+"""Global-view side that each data set's spec-A.2 augmentation preset produces."""
+
 
 class ConfigError(HamjepaError):
     """A configuration problem; the message names the key and the fix."""
@@ -139,8 +142,9 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many optimiser steps in total (smoke tests, benchmarks); None = full run."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """``auto``: bf16 autocast on CUDA, fp32 on CPU."""
+    precision: Literal["auto", "bf16", "fp32", "fp64"] = "auto"
+    """``auto``: bf16 autocast on CUDA, fp32 on CPU. ``fp64`` runs the whole model in double precision (slow;
+    for numerical checks such as exact distributed equivalence)."""
     out_dir: str = "runs"
     run_name: str | None = None
     """Run directory name under ``out_dir``; None = ``<config stem>-seed<seed>``."""
@@ -383,6 +387,12 @@ def _check_combinations(cfg: Config) -> None:
         raise ConfigError("config: 'data.source' = folder needs 'data.dataset' = imagenet100 or imagefolder.")
     if d.source in ("packed", "torchvision") and d.dataset != "cifar100":
         raise ConfigError(f"config: 'data.source' = {d.source} is for cifar100; use data.source=folder.")
+    want = PRESET_IMAGE_SIZE[d.dataset]
+    if d.image_size != want:
+        raise ConfigError(
+            f"config: 'data.image_size' = {d.image_size} but the {d.dataset} augmentation preset makes {want} px "
+            f"views (spec A.2); set data.image_size={want}."
+        )
     if cfg.train.epochs < 1:
         raise ConfigError("config: 'train.epochs' must be >= 1.")
     if cfg.optim.warmup_epochs < 0 or not 0 <= cfg.optim.min_lr_ratio <= 1:

@@ -41,7 +41,7 @@ def _cfg(path: Path, image_size: int):
 def test_train_stream_refuses_image_size_the_preset_does_not_make(tmp_path: Path) -> None:
     path = _packed(tmp_path)
     with pytest.raises(ValueError, match=r"data\.image_size.*set data\.image_size=32"):
-        train_stream_from_config(_cfg(path, 64), device=torch.device("cpu"))
+        _cfg(path, 64)  # refused when the config is loaded, before any data is read
     stream = train_stream_from_config(_cfg(path, 32), device=torch.device("cpu"))
     views, labels = next(iter(stream))
     assert tuple(views.shape) == (2, 4, 3, 32, 32) and labels.shape == (4,)

@@ -1,4 +1,9 @@
-"""One training step on 2 gloo ranks x B/2 equals one step on 1 rank x B (loss and gradients)."""
+"""One training step on 2 gloo ranks x B/2 equals one step on 1 rank x B (loss and gradients).
+
+Run in float64 (``train.precision=fp64``) so that the comparison is exact up to round-off: in float32 the
+differently ordered reductions leave ~2-7e-4 relative noise in a ResNet's gradient, while a missing
+all-reduce (e.g. per-rank BatchNorm statistics) changes it by O(1) (0.62 measured).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ def _one_step(data: Path, run_dir: Path, objective: str) -> dict[str, torch.Tens
     from hamjepa.engine.trainer import Trainer
 
     torch.set_num_threads(1)
-    cfg = tiny_config(objective, data)
+    cfg = tiny_config(objective, data, **{"train.precision": "fp64"})
     trainer = Trainer(cfg, run_dir=run_dir)
     trainer.stream.set_epoch(1)
     views, _ = next(iter(trainer.stream))
@@ -47,12 +52,10 @@ def test_two_ranks_half_batch_equal_one_rank_full_batch(tmp_path: Path, objectiv
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(data), str(tmp_path), objective), nprocs=2, join=True)
     multi = torch.load(tmp_path / "grads.pt", weights_only=True)
     assert multi.keys() == single.keys()
-    torch.testing.assert_close(multi["loss"], single["loss"], rtol=1e-5, atol=1e-6)
-    # float32 through a ResNet with differently ordered reductions leaves ~1e-4 relative noise; a missing
-    # all-reduce (per-rank BN statistics, local regulariser statistics, unsynchronised grads) is O(1).
-    total = sum(float((multi[n] - g).norm() ** 2) for n, g in single.items()) ** 0.5
-    norm = sum(float(g.norm() ** 2) for g in single.values()) ** 0.5
-    assert total / norm < 1e-4, f"relative gradient difference {total / norm:.2e}"
+    torch.testing.assert_close(multi["loss"], single["loss"], rtol=1e-12, atol=1e-12)
+    scale = max(float(g.abs().max()) for g in single.values())
     for name, g in single.items():
-        err = (multi[name] - g).abs().max() / g.abs().max().clamp_min(1e-8)
-        assert err < 2e-3, f"{name}: relative gradient difference {err:.2e}"
+        # Relative to the parameter's own gradient, floored at 1e-6 of the largest one: some gradients are
+        # analytically zero (round-off only), e.g. the token BatchNorm bias under the mean penalty.
+        err = float((multi[name] - g).abs().max()) / max(float(g.abs().max()), 1e-6 * scale)
+        assert err < 1e-9, f"{name}: relative gradient difference {err:.2e}"

@@ -92,3 +92,17 @@ def test_bijepa_runs_through_the_engine_with_an_ema_target(tmp_path: Path, tiny_
     assert not any(p.requires_grad for p in trainer.target_encoder.parameters())
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     torch.testing.assert_close(state["target_encoder"][conv], target[conv])
+
+
+def test_local_views_of_another_size_are_encoded_and_stacked_after_the_global_ones(
+    tmp_path: Path, tiny_data: Path
+) -> None:
+    cfg = tiny_config("cifar100_sigreg", tiny_data, **{"data.local_views": 2, "objective.num_global_views": 2})
+    trainer = Trainer(cfg, run_dir=tmp_path / "run")
+    trainer.stream.set_epoch(1)
+    views, labels = next(iter(trainer.stream))
+    groups = views if isinstance(views, list) else [views]
+    z = trainer.module.embed(views)
+    assert z.shape == (sum(g.shape[0] for g in groups), labels.shape[0], 2048) and z.shape[0] == 4
+    loss, terms = trainer._train_step(views)
+    assert torch.isfinite(loss) and set(terms) >= {"pred", "sigreg"}

@@ -12,24 +12,6 @@ from hamjepa.data.build import build_train_stream
 from hamjepa.data.eval_data import EvalData, build_eval_data
 from hamjepa.data.sources import pack_cifar100
 
-PRESET_IMAGE_SIZE = {"cifar100": 32, "imagenet100": 224, "imagefolder": 224}
-"""Global-view side the spec-A.2 augmentation preset of each data set produces."""
-
-
-def check_image_size(data: DataConfig) -> None:
-    """Refuse a ``data.image_size`` the train stream would not produce.
-
-    The engine sizes the encoder/objective from ``data.image_size`` while the stream's views come from the
-    data set's augmentation preset (32 px CIFAR-100, 224 px ImageNet-style); a mismatch must not pass
-    silently.
-    """
-    want = PRESET_IMAGE_SIZE.get(data.dataset)
-    if want is not None and data.image_size != want:
-        raise ValueError(
-            f"config: 'data.image_size' = {data.image_size} but the {data.dataset} augmentation preset makes "
-            f"{want} px views (spec A.2); set data.image_size={want}."
-        )
-
 
 def resolve_data_path(data: DataConfig) -> Path:
     """The file or folder the data lives in; ``source=torchvision`` packs CIFAR-100 once under its root."""
@@ -49,7 +31,6 @@ def resolve_data_path(data: DataConfig) -> Path:
 def train_stream_from_config(cfg: Config, *, device: torch.device, rank: int = 0, world_size: int = 1):
     """The resumable train stream of ``cfg.data`` on ``device`` for this rank's shard."""
     d = cfg.data
-    check_image_size(d)
     return build_train_stream(
         "cifar100" if d.dataset == "cifar100" else d.dataset,
         resolve_data_path(d),

@@ -59,7 +59,8 @@ def benchmark_training(
             _sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
-        n_views = views.shape[0] * views.shape[1]
+        groups = views if isinstance(views, (list, tuple)) else [views]
+        n_views = sum(g.shape[0] * g.shape[1] for g in groups)
         med = statistics.median(times)
         result: dict[str, Any] = {
             "config": cfg.to_dict(),

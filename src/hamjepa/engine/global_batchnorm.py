@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum
+from hamjepa.numerics import upcast
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -27,13 +28,17 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not (self.training or not self.track_running_stats):
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
-        xf = x.float()
-        count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
-        stats = all_reduce_sum(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count.reshape(1)]))
         c = x.shape[1]
-        n = stats[-1]
-        mean = stats[:c] / n
-        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        xf = upcast(x)
+        # Two passes (global mean, then global sum of squared deviations) instead of E[x^2] - E[x]^2,
+        # which cancels catastrophically in float32 when |mean| >> std.
+        count = torch.full((1,), float(x.numel() // c), device=x.device)
+        first = all_reduce_sum(torch.cat([xf.sum(dims), count]))
+        n = first[-1]
+        mean = first[:c] / n
+        centred = xf - mean.reshape(shape)
+        var = all_reduce_sum(centred.square().sum(dims)) / n
         if self.training and self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
@@ -41,8 +46,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 unbiased = var * n / (n - 1).clamp_min(1)
                 self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
                 self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (xf - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + self.eps)
+        y = centred * torch.rsqrt(var.reshape(shape) + self.eps)
         if self.affine:
             y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
         return y.to(x.dtype)
@@ -51,18 +55,21 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every ``BatchNorm1d/2d/3d`` in ``module`` by :class:`GlobalBatchNorm` (weights and buffers kept)."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
-        if module.affine:
-            with torch.no_grad():
+        ref = module.weight if module.affine else module.running_mean
+        factory = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
+        new = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **factory
+        )
+        with torch.no_grad():
+            if module.affine:
                 new.weight.copy_(module.weight)
                 new.bias.copy_(module.bias)
-        if module.track_running_stats:
-            new.running_mean.copy_(module.running_mean)
-            new.running_var.copy_(module.running_var)
-            new.num_batches_tracked.copy_(module.num_batches_tracked)
+            if module.track_running_stats:
+                new.running_mean.copy_(module.running_mean)
+                new.running_var.copy_(module.running_var)
+                new.num_batches_tracked.copy_(module.num_batches_tracked)
         new.train(module.training)
-        return new.to(module.running_mean.device if module.running_mean is not None else "cpu")
+        return new
     for name, child in module.named_children():
         setattr(module, name, convert_to_global_batchnorm(child))
     return module

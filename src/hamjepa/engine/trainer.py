@@ -74,14 +74,29 @@ def resolve_device(name: str) -> torch.device:
 
 
 def embed_views(
-    encoder: nn.Module, views: Tensor, *, channels_last: bool, amp_dtype: torch.dtype | None
+    encoder: nn.Module | Callable[[Tensor], Tensor],
+    views: Tensor | list[Tensor],
+    *,
+    channels_last: bool,
+    amp_dtype: torch.dtype | None,
+    input_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``[V, B, 3, S, S]`` -> ``z: [V, B, D]`` with one encoder forward over all views (spec A.4).
 
-    The encoder runs under ``autocast(amp_dtype)`` when one is given (bf16 on CUDA).
+    ``views`` may also be a list of such tensors, one per view size (global views first, then local ones);
+    each size is encoded in one forward and the embeddings are concatenated along ``V``. The encoder runs
+    under ``autocast(amp_dtype)`` when one is given (bf16 on CUDA); ``input_dtype`` casts the views first
+    (float64 runs).
     """
+    if isinstance(views, (list, tuple)):
+        return torch.cat(
+            [embed_views(encoder, g, channels_last=channels_last, amp_dtype=amp_dtype, input_dtype=input_dtype)
+             for g in views]
+        )
     v, b = views.shape[:2]
     x = views.reshape(v * b, *views.shape[2:])
+    if input_dtype is not None:
+        x = x.to(input_dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast(device_type=x.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
@@ -98,20 +113,29 @@ class JEPAModule(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, objective: nn.Module, *, channels_last: bool, amp_dtype: torch.dtype | None
+        self,
+        encoder: nn.Module,
+        objective: nn.Module,
+        *,
+        channels_last: bool,
+        amp_dtype: torch.dtype | None,
+        input_dtype: torch.dtype | None = None,
     ):
         super().__init__()
         self.encoder = encoder
         self.objective = objective
         self.channels_last = channels_last
         self.amp_dtype = amp_dtype
+        self.input_dtype = input_dtype
         self.encode: nn.Module | Callable[[Tensor], Tensor] = encoder  # replaced by a compiled wrapper if asked
 
-    def embed(self, views: Tensor) -> Tensor:
+    def embed(self, views: Tensor | list[Tensor]) -> Tensor:
         """``[V, B, 3, S, S]`` -> ``z: [V, B, D]``."""
-        return embed_views(self.encode, views, channels_last=self.channels_last, amp_dtype=self.amp_dtype)
+        return embed_views(
+            self.encode, views, channels_last=self.channels_last, amp_dtype=self.amp_dtype, input_dtype=self.input_dtype
+        )
 
-    def forward(self, views: Tensor, step: int, z_target: Tensor | None = None):
+    def forward(self, views: Tensor | list[Tensor], step: int, z_target: Tensor | None = None):
         """Embed the views and evaluate the objective."""
         return self.objective(self.embed(views), step=step, z_target=z_target)
 
@@ -152,6 +176,7 @@ class Trainer:
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
         self.amp_dtype = torch.bfloat16 if precision == "bf16" else None
+        self.param_dtype = torch.float64 if precision == "fp64" else torch.float32
 
         self._resume_state: dict[str, Any] | None = None
         if resume:
@@ -161,9 +186,9 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
-        self.encoder = build_encoder(cfg).to(self.device)
+        self.encoder = build_encoder(cfg).to(self.device, self.param_dtype)
         self.embed_dim = self.encoder.output_dim(cfg.data.image_size)
-        self.objective = build_objective(cfg, encoder_dim=self.embed_dim).to(self.device)
+        self.objective = build_objective(cfg, encoder_dim=self.embed_dim).to(self.device, self.param_dtype)
         if self.world_size > 1 and cfg.model.sync_batchnorm:
             if self.device.type == "cuda":
                 self.encoder = nn.SyncBatchNorm.convert_sync_batchnorm(self.encoder)
@@ -177,7 +202,8 @@ class Trainer:
 
             self.target_encoder = make_target_encoder(self.encoder)
         self.module = JEPAModule(
-            self.encoder, self.objective, channels_last=cfg.model.channels_last, amp_dtype=self.amp_dtype
+            self.encoder, self.objective, channels_last=cfg.model.channels_last, amp_dtype=self.amp_dtype,
+            input_dtype=torch.float64 if self.param_dtype == torch.float64 else None,
         )
         if cfg.model.compile:
             self.module.encode = torch.compile(self.encoder)
@@ -331,12 +357,13 @@ class Trainer:
             except ImportError:
                 self._tb = None
 
-    def _train_step(self, views: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def _train_step(self, views: Tensor | list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         z_target = None
         if self.target_encoder is not None:
             with torch.no_grad():
                 z_target = embed_views(
-                    self.target_encoder, views, channels_last=self.module.channels_last, amp_dtype=self.amp_dtype
+                    self.target_encoder, views, channels_last=self.module.channels_last, amp_dtype=self.amp_dtype,
+                    input_dtype=self.module.input_dtype,
                 )
         out = self.model(views, self.step, z_target)
         self.optimizer.zero_grad(set_to_none=True)
@@ -381,10 +408,10 @@ class Trainer:
             t_log, imgs = time.perf_counter(), 0
             epoch_sum: Tensor | None = None  # per-term sums over this epoch's steps, on the device
             epoch_steps = 0
-            for views, _labels in self.stream:
+            for views, labels in self.stream:
                 loss, terms = self._train_step(views)
                 self.step += 1
-                imgs += views.shape[1] * self.world_size
+                imgs += labels.shape[0] * self.world_size
                 if not term_names:
                     term_names = list(terms)
                     bad_terms = torch.zeros(len(term_names), device=self.device)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum
+from hamjepa.numerics import upcast
 from hamjepa.objectives.base import Objective, ObjectiveOutput
 from hamjepa.objectives.registry import register_objective
 from hamjepa.objectives.regularizers import (
@@ -185,7 +186,7 @@ class HamJEPAObjective(Objective):
 
         Args: src, tgt ``[B, 2d]`` fp32; tgt already detached when ``detach_target``.
         """
-        pred = self.predictor(src, direction=direction).float()
+        pred = upcast(self.predictor(src, direction=direction))
         if pred.shape != src.shape:
             raise ValueError(f"predictor returned shape {tuple(pred.shape)}, expected {tuple(src.shape)}")
         d = src.shape[-1] // 2
@@ -193,7 +194,7 @@ class HamJEPAObjective(Objective):
         sums = [err[:, :d].sum(), err[:, d:].sum()]
         if self.energy_weight > 0:
             energy_err = self.predictor.energy(pred) - self.predictor.energy(src).detach()
-            sums.append(energy_err.float().square().sum())
+            sums.append(upcast(energy_err).square().sum())
         return torch.stack(sums)
 
     def _match(self, sse_q: Tensor, sse_p: Tensor, count: Tensor) -> Tensor:
@@ -209,7 +210,7 @@ class HamJEPAObjective(Objective):
 
         Args: z ``[V, B, 2d]`` (views 0 and 1 are used).
         """
-        z0, z1 = z[0].float(), z[1].float()
+        z0, z1 = upcast(z[0]), upcast(z[1])
         t0 = z0.detach() if self.detach_target else z0
         t1 = z1.detach() if self.detach_target else z1
         parts = [self._direction_sums(z0, t1, +1)]
@@ -241,7 +242,7 @@ class HamJEPAObjective(Objective):
         d = dim // 2
         pred, energy = self.prediction_loss(z)
 
-        flat = z.reshape(v * b, dim).float()
+        flat = upcast(z.reshape(v * b, dim))
         q, p = flat[:, :d], flat[:, d:]
         bud = self.budget(q, p)
         vq = self.var_q(q)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from hamjepa.distributed import all_reduce_sum
+from hamjepa.numerics import upcast
 from hamjepa.objectives.base import Objective, ObjectiveOutput
 from hamjepa.objectives.registry import register_objective
 from hamjepa.objectives.sigreg import SIGReg, SIGRegWeight
@@ -65,7 +66,7 @@ class LeJEPAObjective(Objective):
         vg = v if self.num_global_views is None else self.num_global_views
         if vg > v:
             raise ValueError(f"num_global_views={vg} exceeds the number of views V={v} of z {tuple(z.shape)}")
-        zf = z.float()
+        zf = upcast(z)
         mu = zf[:vg].mean(0, keepdim=True)
         local = torch.stack([(mu - zf).square().sum(), zf.new_full((), float(zf.numel()))])
         s = all_reduce_sum(local)

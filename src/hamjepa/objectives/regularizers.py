@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum, get_world_size
+from hamjepa.numerics import upcast
 from hamjepa.objectives._seeding import mix_seed
 
 Hinge = Literal["squared", "linear"]
@@ -72,7 +73,7 @@ class ScaleBudget(nn.Module):
         """Args: q ``[n, d_q]``, p ``[n, d_p]`` (any float dtype; computed in fp32)."""
         _check_matrix(q, "q")
         _check_matrix(p, "p")
-        q, p = q.float(), p.float()
+        q, p = upcast(q), upcast(p)
         local = torch.stack(
             [
                 q.square().sum(),
@@ -119,7 +120,7 @@ class VarianceFloor(nn.Module):
     def forward(self, x: Tensor) -> VarianceFloorOutput:
         """Args: x ``[n, m]`` (local rows; computed in fp32)."""
         _check_matrix(x, "x")
-        x = x.float()
+        x = upcast(x)
         m = x.shape[1]
         local = torch.cat([x.sum(0), x.square().sum(0), x.new_full((1,), float(x.shape[0]))])
         s = all_reduce_sum(local)
@@ -246,7 +247,7 @@ class ProjectedLogDetFloor(nn.Module):
     def forward(self, x: Tensor) -> LogDetFloorOutput:
         """Args: x ``[n, d]`` local rows (computed in fp32)."""
         _check_matrix(x, "x")
-        x = x.float()
+        x = upcast(x)
         n_local, d = x.shape
         call = self._calls
         self._calls += 1
@@ -259,7 +260,7 @@ class ProjectedLogDetFloor(nn.Module):
 
         col = all_reduce_sum(torch.cat([x.sum(0), x.new_full((1,), float(n_local))]))
         n = col[-1]
-        y = (x - col[:-1] / n) @ proj  # [n_local, k]
+        y = (x - col[:-1] / n) @ proj.to(x.dtype)  # [n_local, k]
         stats = all_reduce_sum(torch.cat([y.sum(0), (y.T @ y).reshape(-1)]))
         ybar = stats[:k] / n
         cov = (stats[k:].reshape(k, k) - n * torch.outer(ybar, ybar)) / (n - 1)
@@ -300,7 +301,7 @@ class MeanPenalty(nn.Module):
     def forward(self, z: Tensor) -> MeanPenaltyOutput:
         """Args: z ``[n, m]`` local rows (all coordinates, q and p)."""
         _check_matrix(z, "z")
-        z = z.float()
+        z = upcast(z)
         s = all_reduce_sum(torch.cat([z.sum(0), z.new_full((1,), float(z.shape[0]))]))
         mean = s[:-1] / s[-1].clamp_min(1.0)
         return MeanPenaltyOutput(mean.square().mean(), mean)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum
+from hamjepa.numerics import upcast
 from hamjepa.objectives._seeding import mix_seed
 
 SIGRegWeight = Literal["gaussian", "uniform"]
@@ -96,7 +97,7 @@ class SIGReg(nn.Module):
             z = z.unsqueeze(0)
         v, b, d = z.shape
         a = self.directions(d, step, z.device)
-        y = z.float() @ a  # [V, B, M]
+        y = upcast(z) @ a.to(upcast(z).dtype)  # [V, B, M]
         ty = y.unsqueeze(-1) * self.knots  # [V, B, M, J]
         local = torch.cat(
             [torch.cos(ty).sum(1).reshape(-1), torch.sin(ty).sum(1).reshape(-1), y.new_full((1,), float(b))]
