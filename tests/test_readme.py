@@ -1,0 +1,26 @@
+"""The README's Python example runs as written, and its quick-start scripts exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "README has no python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    out = namespace["out"]
+    assert out.loss.ndim == 0 and "pred" in out.terms
+
+
+def test_quick_start_commands_point_at_existing_scripts() -> None:
+    text = README.read_text()
+    root = README.parent
+    for script in re.findall(r"bash (scripts/\w+\.sh)", text):
+        assert (root / script).is_file(), script
+    assert "bash scripts/test.sh" in text and "bash scripts/quickstart.sh" in text
+    assert "scripts/test.sh" in (root / ".ci" / "run").read_text()
