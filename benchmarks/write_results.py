@@ -21,6 +21,16 @@ def _prov(p: dict[str, Any]) -> str:
             f"command: `{p.get('command')}`")
 
 
+def _figures(result_file: Path) -> list[str]:
+    """Links to the PNGs saved next to a results file (in a folder named like it)."""
+    folder = result_file.with_suffix("")
+    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if not pngs:
+        return []
+    rel = "../" + str(folder.relative_to(ROOT))
+    return ["Figures from the same run: " + ", ".join(f"[{p.stem}]({rel}/{p.name})" for p in pngs), ""]
+
+
 def render(files: list[Path]) -> str:
     by_kind: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for f in sorted(files):
@@ -61,6 +71,7 @@ def render(files: list[Path]) -> str:
     for f, d in by_kind.get("reproduce_dynamics", []):
         table = d["table_md"].split("\n", 1)[1] if d["table_md"].startswith("# ") else d["table_md"]
         out += [table.strip(), "", f"Source: `{f.relative_to(ROOT)}` — {_prov(d['provenance'])}", ""]
+        out += _figures(f)
     if "reproduce_dynamics" not in by_kind:
         out += ["Not measured yet (`hamjepa reproduce dynamics`).", ""]
     return "\n".join(out).rstrip() + "\n"
