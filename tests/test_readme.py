@@ -24,3 +24,18 @@ def test_quick_start_commands_point_at_existing_scripts() -> None:
         assert (root / script).is_file(), script
     assert "bash scripts/test.sh" in text and "bash scripts/quickstart.sh" in text
     assert "scripts/test.sh" in (root / ".ci" / "run").read_text()
+
+
+def test_readme_dynamics_numbers_match_the_committed_results_file() -> None:
+    import json
+
+    results = sorted((README.parent / "benchmarks" / "results").glob("dynamics_*.json"))
+    assert results, "no committed dynamics results"
+    summary = json.loads(results[-1].read_text())["summary"]
+    text = README.read_text()
+    for task, label in (("sine", "sine"), ("lorenz", "Lorenz")):
+        row = next(line for line in text.splitlines() if line.startswith(f"  | {label} |"))
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        for method, cell in zip(("jepa", "bijepa", "hamjepa"), cells[1:4], strict=True):
+            stats = summary[task][method]["pred_probe_train"]
+            assert cell == f"{stats['mean']:.4f} ± {stats['std']:.4f}", (task, method, cell)
