@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _prov(p: dict[str, Any]) -> str:
-    return (f"commit `{p.get('commit')}`, {p.get('device')}, torch {p.get('torch')}, {p.get('date_utc')} UTC; "
-            f"command: `{p.get('command')}`")
+    return (
+        f"commit `{p.get('commit')}`, {p.get('device')}, torch {p.get('torch')}, {p.get('date_utc')} UTC; "
+        f"command: `{p.get('command')}`"
+    )
 
 
 def _figures(result_file: Path) -> list[str]:
@@ -49,8 +51,11 @@ def render(files: list[Path]) -> str:
         for f, d in by_kind["reproduce_cifar100"]:
             out += [d["table_md"], f"Source: `{f.relative_to(ROOT)}` — {_prov(d['provenance'])}", ""]
     else:
-        out += ["Not measured yet: no GPU has been available to this project's sessions. Run",
-                "`hamjepa reproduce cifar100 --data cifar100.npz` (or `benchmarks/gpu_session.sh`) on a GPU.", ""]
+        out += [
+            "Not measured yet: no GPU has been available to this project's sessions. Run",
+            "`hamjepa reproduce cifar100 --data cifar100.npz` (or `benchmarks/gpu_session.sh`) on a GPU.",
+            "",
+        ]
     out += ["## Training throughput", ""]
     if "bench" in by_kind:
         out += [

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_FASHION_MNIST=1 bash scripts/setup.sh
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
 .venv/bin/python -m pytest "$@"

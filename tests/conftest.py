@@ -45,6 +45,7 @@ def cifar100_npz(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) ->
     if not (src / "unpack.py").is_file():
         pytest.skip(f"{src}/unpack.py not found")
     out = tmp_path_factory.mktemp("cifar100") / "cifar100.npz"
-    subprocess.run([sys.executable, str(src / "unpack.py"), str(out), "--src", str(src)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(src / "unpack.py"), str(out), "--src", str(src)], check=True, capture_output=True
+    )
     return out

@@ -416,9 +416,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into (``['a','b','c']``, YAML-parsed value)."""
     if "=" not in text:
-        raise ConfigError(
-            f"config: override '{text}' must look like key.subkey=value (e.g. train.epochs=80)."
-        )
+        raise ConfigError(f"config: override '{text}' must look like key.subkey=value (e.g. train.epochs=80).")
     key, raw = text.split("=", 1)
     if not key:
         raise ConfigError(f"config: override '{text}' has an empty key.")

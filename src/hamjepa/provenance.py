@@ -21,12 +21,18 @@ def git_commit() -> str:
     """Short hash of the checkout this package runs from, with ``+dirty`` when it has uncommitted changes."""
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=here).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here
+        ).stdout.strip()
         if not sha:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=here).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=here,
+        ).stdout.strip()
         return f"{sha}+dirty" if dirty else sha
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -47,7 +53,8 @@ def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
         "device": device_name(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "command": " ".join(["hamjepa" if Path(sys.argv[0]).name in ("hamjepa", "__main__.py") else sys.argv[0],
-                             *sys.argv[1:]]),
+        "command": " ".join(
+            ["hamjepa" if Path(sys.argv[0]).name in ("hamjepa", "__main__.py") else sys.argv[0], *sys.argv[1:]]
+        ),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
     }

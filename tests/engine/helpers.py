@@ -27,8 +27,14 @@ def write_tiny_cifar(path: Path, n_train: int = 32, n_test: int = 16, classes: i
 def tiny_overrides(data: Path, **extra: object) -> list[str]:
     """Overrides that make the paper configs run in seconds on a CPU."""
     values = {
-        "data.path": str(data), "data.batch_size": 8, "train.epochs": 2, "optim.warmup_epochs": 1,
-        "train.log_every": 1, "train.progress": False, "train.tensorboard": False, "train.device": "cpu",
+        "data.path": str(data),
+        "data.batch_size": 8,
+        "train.epochs": 2,
+        "optim.warmup_epochs": 1,
+        "train.log_every": 1,
+        "train.progress": False,
+        "train.tensorboard": False,
+        "train.device": "cpu",
         "model.channels_last": False,
     }
     values.update(extra)

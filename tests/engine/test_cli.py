@@ -44,8 +44,13 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("cli")
     data = write_tiny_cifar(tmp / "tiny.npz")
     run = tmp / "run"
-    argv = ["train", str(REPO / "configs" / "cifar100_hamjepa.yaml"),
-            *tiny_overrides(data, **{"train.epochs": 1}), "--run-dir", str(run)]
+    argv = [
+        "train",
+        str(REPO / "configs" / "cifar100_hamjepa.yaml"),
+        *tiny_overrides(data, **{"train.epochs": 1}),
+        "--run-dir",
+        str(run),
+    ]
     assert main(argv) == 0
     return run
 
@@ -92,9 +97,13 @@ def test_resume_refuses_a_different_config(trained_run: Path, capsys: pytest.Cap
 @pytest.mark.realdata
 def test_real_cifar_slice_trains_and_evaluates(tmp_path: Path, cifar100_npz: Path) -> None:
     run = tmp_path / "real"
-    argv = ["train", str(REPO / "configs" / "cifar100_hamjepa.yaml"),
-            *tiny_overrides(cifar100_npz, **{"train.epochs": 1, "data.subset": 32, "data.eval_subset": 200}),
-            "--run-dir", str(run)]
+    argv = [
+        "train",
+        str(REPO / "configs" / "cifar100_hamjepa.yaml"),
+        *tiny_overrides(cifar100_npz, **{"train.epochs": 1, "data.subset": 32, "data.eval_subset": 200}),
+        "--run-dir",
+        str(run),
+    ]
     assert main(argv) == 0
     assert main(["eval", str(run), "--probe-epochs", "2", "--device", "cpu", "--no-progress"]) == 0
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
@@ -103,3 +112,29 @@ def test_real_cifar_slice_trains_and_evaluates(tmp_path: Path, cifar100_npz: Pat
         assert 0.0 <= block["knn"]["nn20"] <= 1.0 and 0.0 <= block["linear_probe"]["top1"] <= 1.0
     assert (run / "eval" / "report.md").is_file()
     assert (run / "eval" / "plots" / "summary_q.png").stat().st_size > 10_000
+
+
+@pytest.mark.realdata
+def test_real_imagefolder_imagenet_config_trains_and_evaluates(tmp_path: Path, shared_data: Path) -> None:
+    folder = shared_data / "imagenette-mini"
+    if not (folder / "train").is_dir():
+        pytest.skip(f"{folder} not found")
+    run = tmp_path / "inet"
+    overrides = tiny_overrides(
+        folder,
+        **{
+            "data.batch_size": 4,
+            "data.subset": 8,
+            "data.eval_subset": 10,
+            "data.num_workers": 0,
+            "train.max_steps": 2,
+            "train.epochs": 1,
+        },
+    )
+    argv = ["train", str(REPO / "configs" / "imagenet100_hamjepa.yaml"), *overrides, "--run-dir", str(run)]
+    assert main(argv) == 0
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 2
+    assert main(["eval", str(run), "--probe-epochs", "1", "--k", "1", "5", "--device", "cpu", "--no-progress"]) == 0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["readouts"]["q"]["feature_dim"] == 1024 and metrics["num_classes"] == 10

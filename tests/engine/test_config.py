@@ -13,8 +13,13 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"
 
 def test_all_shipped_configs_load_with_paper_values() -> None:
     names = {p.stem for p in CONFIGS}
-    assert {"cifar100_hamjepa", "cifar100_sigreg", "cifar100_mlp_hjepa", "imagenet100_hamjepa",
-            "imagenet100_sigreg"} <= names
+    assert {
+        "cifar100_hamjepa",
+        "cifar100_sigreg",
+        "cifar100_mlp_hjepa",
+        "imagenet100_hamjepa",
+        "imagenet100_sigreg",
+    } <= names
     cfgs = {p.stem: load_config(p) for p in CONFIGS}
     h = cfgs["cifar100_hamjepa"]
     assert (h.data.batch_size, h.predictor.dt, h.predictor.steps, h.optim.lr) == (512, 0.05, 2, 5e-4)

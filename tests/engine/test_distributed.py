@@ -26,8 +26,10 @@ def _one_step(data: Path, run_dir: Path, objective: str) -> dict[str, torch.Tens
     trainer.stream.set_epoch(1)
     views, _ = next(iter(trainer.stream))
     loss, _terms = trainer._train_step(views)
-    named = [*(("encoder." + n, p) for n, p in trainer.encoder.named_parameters()),
-             *(("objective." + n, p) for n, p in trainer.objective.named_parameters())]
+    named = [
+        *(("encoder." + n, p) for n, p in trainer.encoder.named_parameters()),
+        *(("objective." + n, p) for n, p in trainer.objective.named_parameters()),
+    ]
     # A parameter that gets no gradient (the potential MLP's output bias) counts as a zero gradient.
     grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for n, p in named}
     grads["loss"] = loss.detach().clone()

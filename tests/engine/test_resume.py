@@ -18,8 +18,16 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH
 
 def _train_cmd(run_dir: Path, data: Path) -> list[str]:
     overrides = tiny_overrides(data, **{"train.epochs": 3, "train.checkpoint_every_steps": 1})
-    return [sys.executable, "-m", "hamjepa", "train", str(REPO / "configs" / "cifar100_hamjepa.yaml"),
-            *overrides, "--run-dir", str(run_dir)]
+    return [
+        sys.executable,
+        "-m",
+        "hamjepa",
+        "train",
+        str(REPO / "configs" / "cifar100_hamjepa.yaml"),
+        *overrides,
+        "--run-dir",
+        str(run_dir),
+    ]
 
 
 def _last_step(metrics: Path) -> int:
@@ -34,8 +42,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path: Path) -> N
     ref_dir, killed_dir = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(_train_cmd(ref_dir, data), check=True, env=ENV, capture_output=True, timeout=600)
 
-    proc = subprocess.Popen(_train_cmd(killed_dir, data), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cmd(killed_dir, data), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while _last_step(killed_dir / "metrics.jsonl") < 6 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -45,8 +52,13 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path: Path) -> N
     partial = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=True)
     assert partial["step"] < 12, "the kill must land before the end of the run"
 
-    subprocess.run([sys.executable, "-m", "hamjepa", "train", "--resume", str(killed_dir)], check=True, env=ENV,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "hamjepa", "train", "--resume", str(killed_dir)],
+        check=True,
+        env=ENV,
+        capture_output=True,
+        timeout=600,
+    )
     ref = torch.load(ref_dir / "checkpoints" / "last.pt", weights_only=True)
     got = torch.load(killed_dir / "checkpoints" / "last.pt", weights_only=True)
     assert got["step"] == ref["step"] == 12 and got["epoch"] == ref["epoch"] == 3

@@ -58,7 +58,8 @@ def test_predictor_gets_its_own_lr_group_and_clipping_choice(tmp_path: Path, tin
 
 def test_online_monitor_logs_knn_every_n_epochs(tmp_path: Path, tiny_data: Path) -> None:
     cfg = tiny_config(
-        "cifar100_sigreg", tiny_data,
+        "cifar100_sigreg",
+        tiny_data,
         **{"train.epochs": 2, "train.monitor_every": 1, "train.monitor_train_size": 16, "train.monitor_test_size": 8},
     )
     Trainer(cfg, run_dir=tmp_path / "run").fit()

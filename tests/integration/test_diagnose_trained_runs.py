@@ -18,8 +18,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for name in ("cifar100_hamjepa", "cifar100_mlp_hjepa"):
         run = tmp / name
-        argv = ["train", str(REPO / "configs" / f"{name}.yaml"),
-                *tiny_overrides(data, **{"train.epochs": 1, "optim.warmup_epochs": 0}), "--run-dir", str(run)]
+        argv = [
+            "train",
+            str(REPO / "configs" / f"{name}.yaml"),
+            *tiny_overrides(data, **{"train.epochs": 1, "optim.warmup_epochs": 0}),
+            "--run-dir",
+            str(run),
+        ]
         assert main(argv) == 0
         out[name] = run
     return out

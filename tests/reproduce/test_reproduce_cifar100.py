@@ -23,10 +23,29 @@ def test_paper_reference_rows() -> None:
 def test_reproduce_toy_scale_on_real_slice(tmp_path: Path, cifar100_npz: Path) -> None:
     out = tmp_path / "repro"
     argv = [
-        "reproduce", "cifar100", "--data", str(cifar100_npz), "--epochs", "1", "--seeds", "0",
-        "--methods", "hamjepa", "sigreg", "--out", str(out), "--probe-epochs", "1",
-        "data.subset=32", "data.batch_size=8", "data.eval_subset=200", "optim.warmup_epochs=1",
-        "train.progress=false", "train.device=cpu", "train.tensorboard=false", "model.channels_last=false",
+        "reproduce",
+        "cifar100",
+        "--data",
+        str(cifar100_npz),
+        "--epochs",
+        "1",
+        "--seeds",
+        "0",
+        "--methods",
+        "hamjepa",
+        "sigreg",
+        "--out",
+        str(out),
+        "--probe-epochs",
+        "1",
+        "data.subset=32",
+        "data.batch_size=8",
+        "data.eval_subset=200",
+        "optim.warmup_epochs=1",
+        "train.progress=false",
+        "train.device=cpu",
+        "train.tensorboard=false",
+        "model.channels_last=false",
     ]
     assert main(argv) == 0
     table = json.loads((out / "table.json").read_text())

@@ -19,9 +19,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def benchmark_training(
-    cfg: Config, *, steps: int = 30, warmup: int = 10, encoder_floor: bool = True
-) -> dict[str, Any]:
+def benchmark_training(cfg: Config, *, steps: int = 30, warmup: int = 10, encoder_floor: bool = True) -> dict[str, Any]:
     """Time ``steps`` training steps after ``warmup`` untimed ones.
 
     Each step includes drawing the batch and augmenting it on the device, exactly as in training.

@@ -119,9 +119,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]
-    np.random.set_state(
-        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
-    )
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -149,9 +147,7 @@ def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> Load
     try:
         cfg = config_from_dict(state["config"])
     except ValueError as err:
-        raise CheckpointError(
-            f"checkpoint: {file} carries a config this version cannot read: {err}"
-        ) from None
+        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}") from None
     encoder = build_encoder(cfg)
     load_state_strict(encoder, state["encoder"], "encoder", file)
     objective = build_objective(cfg, encoder_dim=encoder.output_dim(cfg.data.image_size))

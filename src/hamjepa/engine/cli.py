@@ -42,9 +42,7 @@ def _run_train(args: argparse.Namespace) -> int:
         trainer = Trainer(cfg, run_dir=run_dir, resume=bool(args.resume))
         result = trainer.fit()
         if trainer.is_main:
-            print(
-                f"trained {result.epochs_done} epochs ({result.steps_done} steps); run directory: {result.run_dir}"
-            )
+            print(f"trained {result.epochs_done} epochs ({result.steps_done} steps); run directory: {result.run_dir}")
         if cfg.train.eval_at_end and trainer.is_main:
             from hamjepa.evaluation.cli import evaluate_run
 

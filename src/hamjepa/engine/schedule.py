@@ -7,9 +7,7 @@ import math
 import torch
 
 
-def warmup_cosine_lr(
-    step: int, *, base_lr: float, floor_lr: float, warmup_steps: int, total_steps: int
-) -> float:
+def warmup_cosine_lr(step: int, *, base_lr: float, floor_lr: float, warmup_steps: int, total_steps: int) -> float:
     """Learning rate used at optimiser step ``step`` (0-indexed).
 
     ``lr = base * (0.01 + 0.99 * step / W)`` for ``step < W``, then
@@ -36,9 +34,7 @@ class WarmupCosineSchedule:
         floor_lr: absolute cosine floor (``lr * min_lr_ratio``).
     """
 
-    def __init__(
-        self, optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, floor_lr: float
-    ):
+    def __init__(self, optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, floor_lr: float):
         if total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
         self.optimizer = optimizer

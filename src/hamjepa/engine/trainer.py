@@ -66,9 +66,7 @@ def resolve_device(name: str) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise HamjepaError(
-                "train: 'train.device' = cuda but no CUDA device is visible; use train.device=cpu."
-            )
+            raise HamjepaError("train: 'train.device' = cuda but no CUDA device is visible; use train.device=cpu.")
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
@@ -90,8 +88,10 @@ def embed_views(
     """
     if isinstance(views, (list, tuple)):
         return torch.cat(
-            [embed_views(encoder, g, channels_last=channels_last, amp_dtype=amp_dtype, input_dtype=input_dtype)
-             for g in views]
+            [
+                embed_views(encoder, g, channels_last=channels_last, amp_dtype=amp_dtype, input_dtype=input_dtype)
+                for g in views
+            ]
         )
     v, b = views.shape[:2]
     x = views.reshape(v * b, *views.shape[2:])
@@ -167,9 +167,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.device = resolve_device(cfg.train.device) if self.world_size == 1 else _ddp_device()
         if run_dir is None:
-            run_dir = Path(cfg.train.out_dir) / (
-                cfg.train.run_name or f"{cfg.objective['name']}-seed{cfg.seed}"
-            )
+            run_dir = Path(cfg.train.out_dir) / (cfg.train.run_name or f"{cfg.objective['name']}-seed{cfg.seed}")
         self.run_dir = Path(run_dir)
         self.resume = resume
         precision = cfg.train.precision
@@ -202,7 +200,10 @@ class Trainer:
 
             self.target_encoder = make_target_encoder(self.encoder)
         self.module = JEPAModule(
-            self.encoder, self.objective, channels_last=cfg.model.channels_last, amp_dtype=self.amp_dtype,
+            self.encoder,
+            self.objective,
+            channels_last=cfg.model.channels_last,
+            amp_dtype=self.amp_dtype,
             input_dtype=torch.float64 if self.param_dtype == torch.float64 else None,
         )
         if cfg.model.compile:
@@ -215,9 +216,7 @@ class Trainer:
             # find_unused_parameters: the potential MLP's output bias never gets a gradient (grad V ignores it).
             self.model = DistributedDataParallel(self.module, device_ids=ids, find_unused_parameters=True)
 
-        self.stream = train_stream_from_config(
-            cfg, device=self.device, rank=self.rank, world_size=self.world_size
-        )
+        self.stream = train_stream_from_config(cfg, device=self.device, rank=self.rank, world_size=self.world_size)
         self.steps_per_epoch = self.stream.steps_per_epoch
         self.optimizer, self.clip_params = self._build_optimizer()
         total = cfg.train.epochs * self.steps_per_epoch
@@ -340,9 +339,7 @@ class Trainer:
         if self._tb is not None:
             for key, value in row.items():
                 if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                    self._tb.add_scalar(
-                        f"{row.get('kind', 'train')}/{key}", value, row.get("step", self.step)
-                    )
+                    self._tb.add_scalar(f"{row.get('kind', 'train')}/{key}", value, row.get("step", self.step))
 
     def _setup_run_dir(self) -> None:
         if not self.is_main:
@@ -362,7 +359,10 @@ class Trainer:
         if self.target_encoder is not None:
             with torch.no_grad():
                 z_target = embed_views(
-                    self.target_encoder, views, channels_last=self.module.channels_last, amp_dtype=self.amp_dtype,
+                    self.target_encoder,
+                    views,
+                    channels_last=self.module.channels_last,
+                    amp_dtype=self.amp_dtype,
                     input_dtype=self.module.input_dtype,
                 )
         out = self.model(views, self.step, z_target)
@@ -426,9 +426,7 @@ class Trainer:
                     bar.update(1)
                 last_in_epoch = self.stream_position() == self.steps_per_epoch
                 if self.step % cfg.train.log_every == 0 or last_in_epoch or self.step == max_steps:
-                    values = torch.cat(
-                        [loss.float().reshape(1), stacked, bad_step.float().reshape(1)]
-                    ).tolist()
+                    values = torch.cat([loss.float().reshape(1), stacked, bad_step.float().reshape(1)]).tolist()
                     if values[-1] >= 0:
                         self._raise_if_nonfinite()
                     dt = time.perf_counter() - t_log
@@ -470,9 +468,7 @@ class Trainer:
                     if result:
                         self._log({"kind": "monitor", "epoch": epoch, "step": self.step, **result})
                     self.encoder.train()
-            if (
-                epoch_complete and (epoch % cfg.train.checkpoint_every == 0 or self.epoch == cfg.train.epochs)
-            ) or done:
+            if (epoch_complete and (epoch % cfg.train.checkpoint_every == 0 or self.epoch == cfg.train.epochs)) or done:
                 last_ckpt = self.save(epoch_complete=epoch_complete) or last_ckpt
         if self._tb is not None:
             self._tb.close()

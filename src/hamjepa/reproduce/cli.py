@@ -55,9 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=["hamjepa", "sigreg", "mlp_hjepa"],
     )
     c.add_argument("--out", default="runs/reproduce_cifar100", help="output folder")
-    c.add_argument(
-        "--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)"
-    )
+    c.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
     c.set_defaults(func=_run_cifar100)
     try:
         from hamjepa.sequences.cli import add_reproduce_dynamics_parser
