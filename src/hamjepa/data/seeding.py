@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from hamjepa.seeding import mix_seed
 
 TAG_PERMUTATION = 0
 TAG_AUGMENT = 1
@@ -11,11 +12,10 @@ TAG_CROP = 2
 
 
 def derive_seed(*parts: int) -> int:
-    """A 63-bit seed mixing non-negative integers ``parts`` (numpy ``SeedSequence``; host only, no sync)."""
+    """A 63-bit seed mixing non-negative integers ``parts`` (:func:`hamjepa.seeding.mix_seed`; host only)."""
     if any(int(p) < 0 for p in parts):
         raise ValueError(f"seed parts must be non-negative integers, got {parts}")
-    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0]
-    return int(state) & ((1 << 63) - 1)
+    return mix_seed(*parts)
 
 
 def make_generator(device: torch.device | str, *parts: int) -> torch.Generator:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum, get_world_size
 from hamjepa.numerics import upcast
-from hamjepa.objectives._seeding import mix_seed
+from hamjepa.seeding import mix_seed
 
 Hinge = Literal["squared", "linear"]
 HINGES: tuple[str, ...] = ("squared", "linear")

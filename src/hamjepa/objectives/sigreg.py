@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum
 from hamjepa.numerics import upcast
-from hamjepa.objectives._seeding import mix_seed
+from hamjepa.seeding import mix_seed
 
 SIGRegWeight = Literal["gaussian", "uniform"]
 

@@ -1,4 +1,5 @@
-"""Deterministic seed mixing, so every rank derives the same random draws without communication."""
+"""Deterministic seed mixing (SplitMix64), so every rank and every resumed run derives the same random draws
+without communication: augmentation batches, log-det projections and SIGReg directions all seed from it."""
 
 from __future__ import annotations
 
