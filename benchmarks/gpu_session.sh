@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
-pip install -q --no-deps -e . >/dev/null
+# Run from the source tree (no install needed; the device machine has no network for build dependencies).
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+hamjepa() { python3 -m hamjepa "$@"; }
 NPZ=/root/cifar100.npz
 if [ ! -f "$NPZ" ]; then
   mkdir -p /root/cifar-src && cp .gpu-data/a/* .gpu-data/b/* /root/cifar-src/
