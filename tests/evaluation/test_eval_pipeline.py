@@ -159,3 +159,17 @@ def test_real_cifar100_slice_end_to_end(cifar100_npz: Path, tmp_path: Path) -> N
     assert block["geometry"]["spectrum"]["n_used"] == 500 and block["geometry"]["spectrum"]["q_used"] == 32
     assert (tmp_path / "eval" / "plots" / "summary_z.png").is_file()
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_classes"] == 100
+
+
+def test_evaluation_turns_tf32_off_and_restores_it() -> None:
+    from hamjepa.evaluation.pipeline import full_fp32_matmuls
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with full_fp32_matmuls():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

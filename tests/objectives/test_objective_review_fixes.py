@@ -46,3 +46,17 @@ def test_objective_step_builds_no_tensors_from_host_values(name: str, monkeypatc
     out.loss.backward()
     assert torch.isfinite(out.loss)
     assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+def test_bijepa_keeps_float64_embeddings_in_float64() -> None:
+    """``train.precision=fp64`` builds fp64 predictors; casting z to fp32 made the matmul dtypes clash."""
+    torch.manual_seed(0)
+    obj = BiJEPAObjective(6, hidden_dim=8).double()
+    z = torch.randn(2, 5, 6, dtype=torch.float64)
+    zt = torch.randn(2, 5, 6, dtype=torch.float64)
+    out = obj(z, step=0, z_target=zt)
+    assert out.loss.dtype == torch.float64
+    expected = obj.alpha * torch.mean((obj.predictor_fwd(z[0]) - zt[1]) ** 2) + (1 - obj.alpha) * torch.mean(
+        (obj.predictor_bwd(z[1]) - zt[0]) ** 2
+    )
+    torch.testing.assert_close(out.loss, expected)

@@ -165,7 +165,7 @@ class Trainer:
         self.rank = hdist.get_rank()
         self.world_size = hdist.get_world_size()
         self.is_main = self.rank == 0
-        self.device = resolve_device(cfg.train.device) if self.world_size == 1 else _ddp_device()
+        self.device = resolve_device(cfg.train.device) if self.world_size == 1 else _ddp_device(cfg.train.device)
         if run_dir is None:
             run_dir = Path(cfg.train.out_dir) / (cfg.train.run_name or f"{cfg.objective['name']}-seed{cfg.seed}")
         self.run_dir = Path(run_dir)
@@ -302,7 +302,10 @@ class Trainer:
     def _read_resume_state(self) -> dict[str, Any]:
         """Read ``run_dir/checkpoints/last.pt`` and check it belongs to this config (before building anything)."""
         file = self.run_dir / "checkpoints" / LAST_NAME
-        state = load_checkpoint(file, map_location=self.device)
+        # Always onto the CPU: the RNG states must stay CPU ByteTensors (torch.set_rng_state and numpy refuse
+        # device tensors), and load_state_dict / the optimiser copy weights and moments to their parameters'
+        # device anyway.
+        state = load_checkpoint(file, map_location="cpu")
         try:
             saved = config_from_dict(state["config"])
         except ValueError as err:
@@ -538,8 +541,9 @@ def _identity(cfg: Config) -> dict[str, Any]:
     }
 
 
-def _ddp_device() -> torch.device:
-    if torch.cuda.is_available():
+def _ddp_device(requested: str) -> torch.device:
+    """This rank's device under torchrun: ``cuda:LOCAL_RANK`` unless ``train.device=cpu`` or no GPU is visible."""
+    if requested != "cpu" and torch.cuda.is_available():
         import os
 
         local = int(os.environ.get("LOCAL_RANK", 0))

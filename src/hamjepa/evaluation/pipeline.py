@@ -61,7 +61,7 @@ def _stage(timing: dict[str, float], name: str, device: torch.device, verbose: b
         print(f"[eval] {name}: {timing[name]:.2f} s", flush=True)
 
 
-def evaluate(
+def _evaluate(
     encoder: nn.Module,
     eval_data: EvalDataLike,
     *,
@@ -202,3 +202,28 @@ def evaluate(
             )
         print(f"[eval] total: {timing['total']:.2f} s; wrote {out / 'metrics.json'}", flush=True)
     return metrics
+
+
+@contextmanager
+def full_fp32_matmuls() -> Iterator[None]:
+    """Run in true fp32 (spec H.1): TF32 matmuls/convolutions off for the duration, restored afterwards.
+
+    Training enables TF32 for speed; evaluation in the same process (``reproduce``, ``train.eval_at_end``)
+    must not inherit it, so that its numbers equal a standalone ``hamjepa eval``.
+    """
+    previous = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+def evaluate(encoder: nn.Module, eval_data: EvalDataLike, **kwargs: Any) -> dict[str, Any]:
+    """Evaluate a frozen encoder in true fp32 (see :func:`_evaluate` for the arguments and outputs)."""
+    with full_fp32_matmuls():
+        return _evaluate(encoder, eval_data, **kwargs)
+
+
+evaluate.__doc__ = _evaluate.__doc__

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hamjepa.numerics import upcast
 from hamjepa.objectives.base import Objective, ObjectiveOutput
 from hamjepa.objectives.registry import register_objective
 
@@ -168,9 +169,9 @@ class BiJEPAObjective(Objective):
         if z_target.shape != z.shape:
             raise ValueError(f"z_target shape {tuple(z_target.shape)} must equal z shape {tuple(z.shape)}")
         # The engine passes bf16 encoder outputs (autocast, spec G.1) while the predictors are fp32 and run
-        # outside autocast: compute the loss in fp32, like the other objectives.
-        target = self.embed(z_target.detach().float())
-        online = self.embed(z.float())
+        # outside autocast: compute the loss in fp32 (fp64 runs stay fp64), like the other objectives.
+        target = self.embed(upcast(z_target.detach()))
+        online = self.embed(upcast(z))
         loss_fwd = F.mse_loss(self.predictor_fwd(online[0]), target[1])
         if self.predictor_bwd is not None:
             loss_bwd = F.mse_loss(self.predictor_bwd(online[1]), target[0])
