@@ -131,7 +131,22 @@ class QuadraticHamiltonian(Hamiltonian):
         return p
 
 
-class SeparableHamiltonian(Hamiltonian):
+class _ResidualScaled:
+    """A validated, settable ``residual_scale`` (plain float, not in the state dict) for learned residuals."""
+
+    _residual_scale: float
+
+    @property
+    def residual_scale(self) -> float:
+        """Scale ``s`` of the learned residual MLP; a plain Python float (the warm-up sets it each epoch)."""
+        return self._residual_scale
+
+    @residual_scale.setter
+    def residual_scale(self, value: float) -> None:
+        self._residual_scale = _check_scale("residual_scale", value)
+
+
+class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
     """HamJEPA's ``H(q, p) = |p|^2/2 + V(q)`` with ``V(q) = base_coeff |q|^2/2 + residual_scale f(q)`` (spec C.1.3).
 
     ``f: R^d -> R`` is ``Linear(d, hidden) -> act -> [Linear(hidden, hidden) -> act] * (depth-1) ->
@@ -159,15 +174,6 @@ class SeparableHamiltonian(Hamiltonian):
         self.base_coeff = _check_scale("SeparableHamiltonian: base_coeff", base_coeff)
         self.residual_scale = residual_scale
         self.residual = build_mlp(dim, 1, hidden_dim=hidden_dim, depth=depth, activation=activation)
-
-    @property
-    def residual_scale(self) -> float:
-        """Scale ``s`` of the learned residual ``f`` in ``V``; a plain Python float."""
-        return self._residual_scale
-
-    @residual_scale.setter
-    def residual_scale(self, value: float) -> None:
-        self._residual_scale = _check_scale("residual_scale", value)
 
     def potential(self, q: Tensor) -> Tensor:
         """``V(q)``: ``[..., d] -> [...]``."""
@@ -201,7 +207,7 @@ class SeparableHamiltonian(Hamiltonian):
         return f"dim={self.dim}, base_coeff={self.base_coeff}, residual_scale={self._residual_scale}"
 
 
-class LearnableHamiltonian(Hamiltonian):
+class LearnableHamiltonian(_ResidualScaled, Hamiltonian):
     """Non-separable ``H(q, p) = (|q|^2 + |p|^2)/2 + residual_scale * g([q; p])`` (spec C.1 item 2).
 
     ``g: R^{2d} -> R`` is the same MLP shape as in :class:`SeparableHamiltonian` on the concatenated state.
@@ -224,15 +230,6 @@ class LearnableHamiltonian(Hamiltonian):
         self.dim = _check_dim("LearnableHamiltonian: dim (the size of q)", dim)
         self.residual_scale = residual_scale
         self.residual = build_mlp(2 * dim, 1, hidden_dim=hidden_dim, depth=depth, activation=activation)
-
-    @property
-    def residual_scale(self) -> float:
-        """Scale ``s`` of the learned residual ``g``; a plain Python float."""
-        return self._residual_scale
-
-    @residual_scale.setter
-    def residual_scale(self, value: float) -> None:
-        self._residual_scale = _check_scale("residual_scale", value)
 
     def forward(self, q: Tensor, p: Tensor) -> Tensor:
         energy = 0.5 * (q.square().sum(-1) + p.square().sum(-1))
