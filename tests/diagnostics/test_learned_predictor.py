@@ -156,3 +156,50 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def _forward_mode_jvp(pred: nn.Module, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The former implementation (forward-mode AD), kept here as the reference."""
+    import warnings
+
+    import torch.autograd.forward_ad as fwAD
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own jit.script use inside forward-mode AD
+        with torch.enable_grad(), fwAD.dual_level():
+            out = pred(fwAD.make_dual(z.detach().requires_grad_(True), u), 1)
+            return fwAD.unpack_dual(out).tangent.detach()
+
+
+@pytest.mark.parametrize("make", [_hamiltonian, _mlp])
+def test_double_backward_jvp_equals_forward_mode_in_float64(make) -> None:
+    pred = make().double()
+    z = _states(3).double()
+    u = torch.randn_like(z)
+    torch.testing.assert_close(jvp(pred, z, u), _forward_mode_jvp(pred, z, u), atol=1e-12, rtol=0)
+
+
+def test_jvp_emits_no_deprecation_warning_in_a_fresh_process() -> None:
+    """Forward-mode AD loaded TorchScript decompositions (``torch.jit.script`` is deprecated) on first use."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from hamjepa.dynamics import HamiltonianPredictor\n"
+        "from hamjepa.diagnostics.learned_predictor import jvp\n"
+        "p = HamiltonianPredictor(4, dt=0.1, steps=1, residual_scale=0.5, hidden_dim=8, depth=1).double()\n"
+        "z = torch.randn(2, 4, dtype=torch.float64)\n"
+        "jvp(p, z, torch.ones_like(z))\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

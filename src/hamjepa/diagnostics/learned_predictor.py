@@ -9,9 +9,9 @@ Checks (``Omega = [[0, I], [-I, 0]]``, ``J`` = Jacobian of the forward map at a 
 * **symplecticity defect by probes**: for Gaussian probes ``u, v``,
   ``u^T (J^T Omega J - Omega) v = (Ju)^T Omega (Jv) - u^T Omega v``; since ``E[(u^T A v)^2] = ||A||_F^2`` for
   independent standard-normal probes, the root-mean-square over probes estimates ``||J^T Omega J - Omega||_F``
-  per state. It is reported raw and relative to ``||Omega||_F = sqrt(D)``. JVPs use forward-mode AD
-  (``torch.autograd.forward_ad``; ``torch.func.jvp`` cannot trace the predictors' internal
-  ``torch.autograd.grad`` force computation).
+  per state. It is reported raw and relative to ``||Omega||_F = sqrt(D)``. JVPs use the double-backward
+  trick (``torch.autograd.functional.jvp``, plain eager reverse mode; ``torch.func.jvp`` cannot trace the
+  predictors' internal ``torch.autograd.grad`` force computation).
 * **forward-backward reconstruction**: ``|Psi_{-h}(Psi_h(z)) - z|`` (absolute and relative to ``|z|``).
 * **dense Jacobian on a few states** (``dense_samples``, only when ``D <= dense_max_dim``): the exact
   defect ``||J^T Omega J - Omega||_F``, the log-volume change ``log|det J|`` by ``slogdet``, and the
@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.autograd.forward_ad as fwAD
 from torch import Tensor, nn
 
 __all__ = ["apply_omega", "dense_jacobian", "diagnose_predictor", "jvp"]
@@ -45,19 +44,16 @@ def apply_omega(x: Tensor) -> Tensor:
 
 
 def jvp(predictor: nn.Module, z: Tensor, tangent: Tensor, direction: int = 1) -> Tensor:
-    """Jacobian-vector products ``J(z_b) tangent_b`` of ``predictor(., direction)`` by forward-mode AD.
+    """Jacobian-vector products ``J(z_b) tangent_b`` of ``predictor(., direction)``, in plain eager autograd.
 
-    ``z, tangent: [B, D] -> [B, D]`` (detached). ``z`` is made to require grad so that the predictor's
-    internal ``torch.autograd.grad`` force computation stays attached to the dual input.
+    ``z, tangent: [B, D] -> [B, D]`` (detached). Computed by ``torch.autograd.functional.jvp`` (the
+    double-backward trick: reverse mode twice), which differentiates through the predictors' internal
+    ``torch.autograd.grad`` force computation. Forward-mode AD would give the same numbers but loads
+    TorchScript-compiled decompositions (``torch.jit.script``, deprecated) on first use.
     """
     if z.shape != tangent.shape:
         raise ValueError(f"jvp: z {tuple(z.shape)} and tangent {tuple(tangent.shape)} must have the same shape")
-    with torch.enable_grad(), fwAD.dual_level():
-        primal = z.detach().requires_grad_(True)
-        out = predictor(fwAD.make_dual(primal, tangent), direction)
-        result = fwAD.unpack_dual(out).tangent
-    if result is None:  # the output does not depend on the input at all
-        return torch.zeros_like(z)
+    _, result = torch.autograd.functional.jvp(lambda x: predictor(x, direction), z.detach(), tangent.detach())
     return result.detach()
 
 
@@ -198,7 +194,7 @@ def diagnose_predictor(
         "dim": dim,
         "num_states": n,
         "symplecticity": {
-            "method": f"forward-mode JVP probes ({probes} Gaussian pairs per state), float64",
+            "method": f"JVP probes ({probes} Gaussian pairs per state, double-backward), float64",
             "defect_frobenius_estimate": defect.cpu().tolist(),
             "defect": _stats(defect),
             "relative_defect": _stats(defect / math.sqrt(dim)),
