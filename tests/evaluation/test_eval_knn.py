@@ -33,7 +33,8 @@ def numpy_knn(train, ytr, test, yte, num_classes, ks, weighted=False, temperatur
             nb = order[i, :k]
             w = np.exp(sims[i, nb] / temperature) if weighted else np.ones(k)
             votes = np.bincount(ytr[nb], weights=w, minlength=num_classes)
-            ranked = np.argsort(-votes, kind="stable")[:5]
+            voted = set(ytr[nb].tolist())  # only classes with a vote can be guessed
+            ranked = [c for c in np.argsort(-votes, kind="stable") if c in voted][:5]
             c1 += int(np.argmax(votes) == yte[i])
             c5 += int(yte[i] in ranked)
         top1.append(c1 / b.shape[0])
@@ -91,9 +92,29 @@ def test_vote_ties_go_to_smallest_class_index() -> None:
     # k=1: class 3 wins (wrong); k=2: 1-1 tie between classes 1 and 3 -> class 1 (right);
     # k=3: three-way tie 0/1/3 -> class 0 (wrong)
     assert res.top1 == [0.0, 1.0, 0.0]
-    assert res.top5 == [1.0, 1.0, 1.0]
+    # k=1: only class 3 has a vote, so the true class 1 is not among the guesses.
+    assert res.top5 == [0.0, 1.0, 1.0]
     assert res.nn20 is None
     assert (res.best_k, res.best_top1) == (2, 1.0)
+
+
+def test_top5_never_counts_a_class_without_votes() -> None:
+    """At k = 1 a single class has a vote: top-5 must equal top-1, not add the lowest-index classes."""
+    # Every test point's nearest neighbour has class 9; its true class is one of 0..3 (the classes a
+    # class-index tie-break among zero-vote classes would have listed first).
+    rng = np.random.default_rng(3)
+    train = torch.from_numpy(rng.normal(size=(40, 6)).astype(np.float32))
+    ytr = torch.full((40,), 9)
+    test = train[:12] + 1e-3
+    yte = torch.arange(12) % 4
+    res = knn_classify(train, ytr, test, yte, 10, k_values=(1, 3, 10))
+    assert res.top1 == [0.0, 0.0, 0.0]
+    assert res.top5 == [0.0, 0.0, 0.0]
+    # and on mixed labels top-5 at k = 1 is exactly top-1 (one voted class)
+    ymix = torch.from_numpy(rng.integers(0, 10, size=40))
+    mixed = knn_classify(train, ymix, test, ymix[:12].roll(1), 10, k_values=(1, 2))
+    assert mixed.top5[0] == mixed.top1[0]
+    assert mixed.top5[1] >= mixed.top1[1]
 
 
 def test_majority_vote_matches_sklearn_on_continuous_data() -> None:

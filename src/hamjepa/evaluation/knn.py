@@ -11,7 +11,10 @@ similarity (mapped to an order-preserving int32) and the train index into one un
 
 Votes: unweighted majority among the first ``k`` neighbours (spec default) or, optionally, weights
 ``exp(sim / T)``; the prediction is the class with the most votes, ties to the smallest class index;
-top-5 are the first 5 classes of a stable descending sort of the vote counts (same tie rule).
+top-5 are the first 5 classes of a stable descending sort of the vote counts (same tie rule) **among the
+classes that received at least one vote** from the ``k`` neighbours. A class no neighbour voted for is never
+a guess, so with fewer than 5 voted classes (always at ``k < 5``) the top-5 set is smaller: at ``k = 1``
+top-5 equals top-1. Without this rule, zero-vote classes would fill the set in class-index order.
 
 Memory is bounded by chunking test rows (``test_chunk``) and train rows (``train_chunk``, with a running
 top-``k_max`` merge across train chunks), so at most ``test_chunk * train_chunk`` similarities exist at once.
@@ -126,6 +129,12 @@ def ranked_classes(counts: Tensor, top: int) -> Tensor:
     return torch.sort(counts, dim=1, descending=True, stable=True).indices[:, :top]
 
 
+def voted_classes(neighbour_labels: Tensor, num_classes: int) -> Tensor:
+    """``[t, k]`` labels -> bool ``[t, num_classes]``: whether any of the ``k`` neighbours has the class."""
+    voted = torch.zeros(neighbour_labels.shape[0], num_classes, dtype=torch.bool, device=neighbour_labels.device)
+    return voted.scatter_(1, neighbour_labels, True)
+
+
 def knn_classify(
     train_feats: Tensor,
     train_labels: Tensor,
@@ -140,6 +149,9 @@ def knn_classify(
     train_chunk: int = 32768,
 ) -> KNNResult:
     """kNN top-1 / top-5 for every ``k`` of the sweep from one sorted neighbour list.
+
+    Top-5 counts a hit when the true class is among the 5 best *voted* classes (never a class with no vote
+    among the ``k`` neighbours), so it is well defined for every ``k``; at ``k = 1`` it equals top-1.
 
     Args:
         train_feats: ``[N_train, D]``, train_labels: int ``[N_train]`` in ``[0, num_classes)``.
@@ -162,7 +174,8 @@ def knn_classify(
     correct1, correct5 = [], []
     for k in ks:
         ranked = ranked_classes(vote_counts(nlab[:, :k], weights[:, :k], num_classes), top)
-        hits = ranked == target
+        # A class enters the top-5 only with at least one vote (see the module docstring).
+        hits = (ranked == target) & voted_classes(nlab[:, :k], num_classes).gather(1, ranked)
         correct1.append(hits[:, 0].sum())
         correct5.append(hits.any(dim=1).sum())
     n_test = test_feats.shape[0]
