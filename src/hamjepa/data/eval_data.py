@@ -27,7 +27,8 @@ class EvalData:
     """Evaluation splits (see CONTRACTS.md).
 
     Attributes:
-        train, test: callables returning iterators of ``(uint8 [b, 3, h, w], labels [b])`` CPU batches.
+        train, test: callables returning iterators of ``(uint8 [b, 3, h, w], labels [b])`` CPU batches
+            (possibly channels-last strided views; consumers call ``.contiguous()`` where they need NCHW).
         num_classes: number of classes.
         mean, std: per-channel normalisation the evaluator applies after ``/ 255``.
     """
@@ -56,10 +57,15 @@ def stratified_subset(labels: np.ndarray | torch.Tensor, n: int) -> np.ndarray:
 
 
 def _array_batches(x_nhwc: np.ndarray, y: np.ndarray, batch_size: int) -> Batches:
+    """Batches as ``[b, 3, h, w]`` *views* of the NHWC arrays (channels-last strides, no CPU copy).
+
+    The evaluator copies each batch to its device as one dense block and makes it NCHW-contiguous there.
+    """
+
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(x_nhwc), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(x_nhwc[start : start + batch_size]))
-            yield x.permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y[start : start + batch_size].copy())
+            yield x.permute(0, 3, 1, 2), torch.from_numpy(y[start : start + batch_size].copy())
 
     return batches
 
@@ -105,9 +111,16 @@ class _EvalImages(Dataset):
         return center_crop(image, [self.crop, self.crop]), self.source.samples[index][1]
 
 
+def eval_loader(ds: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    """In-order batches of ``ds``, in page-locked memory when CUDA is present (asynchronous device copies)."""
+    return DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=torch.cuda.is_available()
+    )
+
+
 def _folder_batches(ds: _EvalImages, batch_size: int, num_workers: int) -> Batches:
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        yield from DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        yield from eval_loader(ds, batch_size, num_workers)
 
     return batches
 

@@ -128,7 +128,7 @@ def encode_test_states(encoder: nn.Module, eval_data: Any, num_states: int, devi
     chunks: list[Tensor] = []
     count = 0
     for images, _ in eval_data.test():
-        x = (images.to(device).float() / 255.0 - mean) / std
+        x = (images.to(device).contiguous().float() / 255.0 - mean) / std  # NCHW on the device
         chunks.append(encoder(x).float().cpu())
         count += x.shape[0]
         if count >= num_states:

@@ -43,6 +43,18 @@ def _normaliser(mean: Sequence[float], std: Sequence[float], device: torch.devic
     return m, s
 
 
+def to_device(tensor: Tensor, device: torch.device) -> Tensor:
+    """Copy a CPU tensor to ``device``; for CUDA from page-locked memory, so the copy really is asynchronous.
+
+    ``non_blocking=True`` from pageable memory is a synchronous staged copy; a pinned source lets the copy of
+    the next batch overlap the encoder's work on the previous one. Strides are preserved, so a channels-last
+    view crosses as one dense block and is reordered on the device.
+    """
+    if device.type == "cuda" and tensor.device.type == "cpu" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 def normalise_uint8(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """``uint8 [b, 3, h, w]`` -> float32 ``[b, 3, h, w]`` computed as ``(images / 255 - mean) / std``."""
     if images.dtype != torch.uint8:
@@ -95,13 +107,14 @@ def extract_features(
         iterator = tqdm(iterator, desc=desc, unit="batch", leave=False)
     try:
         for images, y in iterator:
-            x = normalise_uint8(images.to(device, non_blocking=True), m, s)
+            # NHWC-strided batches become NCHW-contiguous on the device (the permute runs there).
+            x = normalise_uint8(to_device(images, device).contiguous(), m, s)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
                 z = encoder(x)
             if z.ndim != 2 or z.shape[0] != x.shape[0]:
                 raise ValueError(f"encoder output must be [b, D] for b={x.shape[0]} images, got {tuple(z.shape)}")
             feats.append(z.float())
-            labels.append(y.to(device=device, dtype=torch.int64, non_blocking=True).reshape(-1))
+            labels.append(to_device(y, device).to(torch.int64).reshape(-1))
     finally:
         encoder.train(was_training)
     if not feats:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .features import to_device
+
 
 @dataclass
 class ProbeConfig:
@@ -127,7 +129,7 @@ def train_linear_probes(
     model.train()
     for epoch in epoch_iter:
         last_epoch = epoch == cfg.epochs - 1
-        perm = torch.randperm(n, generator=gen).to(device, non_blocking=True)
+        perm = to_device(torch.randperm(n, generator=gen), device)
         for b0 in range(0, n, cfg.batch_size):
             lr = cosine_lr(step, total, cfg.lr)
             for group in opt.param_groups:
