@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import hamjepa.theory.checks as checks
+import hamjepa.theory.covariance as covariance
 from hamjepa.theory.checks import CHECKS, TheoryContext, regret
 from hamjepa.theory.cli import add_parser
 from hamjepa.theory.linalg import random_spd, spd_inv_sqrt, worst_case_variance
@@ -37,7 +38,7 @@ def test_minimax_brute_force_lands_on_closed_form() -> None:
     gen = torch.Generator().manual_seed(5)
     d, c = 4, 3.0
     h = random_spd(d, gen)
-    found = checks._minimise_worst_case_variance(h, c, torch.eye(d, dtype=torch.float64))
+    found = covariance._minimise_worst_case_variance(h, c, torch.eye(d, dtype=torch.float64))
     star = (c / d) * torch.linalg.inv(h)
     assert float((found - star).norm() / star.norm()) < 1e-4
     assert float(worst_case_variance(h, found)) == pytest.approx(d / c, rel=1e-4)
