@@ -89,6 +89,14 @@ def test_online_monitor_logs_knn_every_n_epochs(tmp_path: Path, tiny_data: Path)
     assert all(0.0 <= r["knn_top1"] <= 1.0 for r in monitor)
 
 
+def test_monitor_config_without_its_callback_warns_instead_of_skipping(tmp_path: Path, tiny_data: Path) -> None:
+    cfg = tiny_config(
+        "cifar100_sigreg", tiny_data, **{"train.epochs": 1, "train.max_steps": 1, "train.monitor_every": 1}
+    )
+    with pytest.warns(UserWarning, match="callbacks_from_config"):
+        Trainer(cfg, run_dir=tmp_path / "run").fit()
+
+
 def test_bench_reports_throughput_and_encoder_floor(tiny_data: Path) -> None:
     cfg = tiny_config("cifar100_hamjepa", tiny_data)
     result = benchmark_training(cfg, steps=2, warmup=1)
