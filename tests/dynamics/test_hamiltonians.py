@@ -66,7 +66,7 @@ def test_grad_V_supports_double_backward_into_mlp_and_q() -> None:
 def test_zero_residual_scale_skips_the_mlp() -> None:
     ham = _separable(residual_scale=0.0)
     calls = []
-    ham.residual.register_forward_hook(lambda *_: calls.append(1))
+    ham.residual[0].register_forward_hook(lambda *_: calls.append(1))  # called by both force modes
     q = torch.randn(3, 4, dtype=torch.float64)
     assert torch.equal(ham.grad_V(q), 0.3 * q)
     torch.testing.assert_close(ham.potential(q), 0.15 * (q**2).sum(-1))

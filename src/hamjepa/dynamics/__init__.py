@@ -1,6 +1,7 @@
 """Hamiltonians, integrators and latent predictors (spec sections C and F)."""
 
 from hamjepa.dynamics.hamiltonians import (
+    FORCES,
     Hamiltonian,
     LearnableHamiltonian,
     QuadraticHamiltonian,
@@ -16,11 +17,12 @@ from hamjepa.dynamics.integrators import (
     symplectic_euler,
     vector_field,
 )
-from hamjepa.dynamics.mlp import ACTIVATIONS, build_mlp
+from hamjepa.dynamics.mlp import ACTIVATIONS, build_mlp, scalar_mlp_input_gradient
 from hamjepa.dynamics.predictors import HAMILTONIANS, HamiltonianPredictor, MLPPredictor
 
 __all__ = [
     "ACTIVATIONS",
+    "FORCES",
     "HAMILTONIANS",
     "INTEGRATORS",
     "Hamiltonian",
@@ -34,6 +36,7 @@ __all__ = [
     "explicit_euler",
     "get_integrator",
     "leapfrog",
+    "scalar_mlp_input_gradient",
     "separable_leapfrog",
     "symplectic_euler",
     "vector_field",

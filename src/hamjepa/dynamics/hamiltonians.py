@@ -5,10 +5,14 @@ per-sample energy ``[...]`` (a sum over the coordinates, not a mean). Separable 
 (``separable = True``) also provide ``grad_V(q)`` and ``grad_T(p)``, which the separable leapfrog uses
 instead of autograd on ``H``.
 
-Autograd conventions for ``grad_V``: with grad mode on, the returned force is part of the autograd graph
-(``create_graph=True``), so a loss on the integrated state back-propagates into the potential's parameters
-and, through the Hessian-vector products, into ``q``. Under ``torch.no_grad()`` the gradient is computed
-with grad enabled locally on a detached copy and the result carries no graph.
+Autograd conventions for ``grad_V``: with grad mode on, the returned force is part of the autograd graph,
+so a loss on the integrated state back-propagates into the potential's parameters and into ``q``. The
+separable family computes the residual's force either in closed form (``force="analytic"``, the default:
+a hand-written back-propagation through the MLP, see :func:`~hamjepa.dynamics.mlp.scalar_mlp_input_gradient`,
+so training needs only first-order autograd) or by ``torch.autograd.grad(..., create_graph=True)``
+(``force="autograd"``, the reference formulation; training then runs a double backward). Both give the
+same force (to round-off) and the same training gradients. Under ``torch.no_grad()`` either result
+carries no graph (the autograd force enables grad locally on a detached copy).
 """
 
 from __future__ import annotations
@@ -19,15 +23,31 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from hamjepa.dynamics.mlp import build_mlp
+from hamjepa.dynamics.mlp import build_mlp, scalar_mlp_input_gradient
 
 __all__ = [
+    "FORCES",
     "Hamiltonian",
     "LearnableHamiltonian",
     "QuadraticHamiltonian",
     "SeparableHamiltonian",
     "autograd_partials",
 ]
+
+
+FORCES = ("analytic", "autograd")
+"""How :class:`SeparableHamiltonian` evaluates the residual's force ``grad f(q)``: ``analytic`` (closed-form
+back-propagation through the MLP; default) or ``autograd`` (``autograd.grad`` with ``create_graph=True``)."""
+
+
+def check_force(owner: str, force: str) -> str:
+    """Validate a force mode name (one of :data:`FORCES`)."""
+    if force not in FORCES:
+        raise ValueError(
+            f"{owner}: unknown force={force!r}; valid: {', '.join(FORCES)} "
+            "(analytic = closed-form MLP gradient, autograd = create_graph autograd)"
+        )
+    return force
 
 
 def _check_scale(name: str, value: float) -> float:
@@ -154,7 +174,10 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
     Unit mass, no learnable kinetic metric.
 
     ``residual_scale`` is a plain float attribute (not in the state dict) so a warm-up can set it each epoch.
-    When it is 0 the MLP is skipped entirely (no autograd call).
+    When it is 0 the MLP is skipped entirely.
+
+    ``force`` (one of :data:`FORCES`) selects how ``grad f`` is computed: ``"analytic"`` (default) in closed
+    form, ``"autograd"`` by ``autograd.grad(create_graph=True)`` as in the reference code. Same values.
     """
 
     separable = True
@@ -168,10 +191,12 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
         hidden_dim: int = 256,
         depth: int = 2,
         activation: str = "gelu",
+        force: str = "analytic",
     ) -> None:
         super().__init__()
         self.dim = _check_dim("SeparableHamiltonian: dim (the size of q)", dim)
         self.base_coeff = _check_scale("SeparableHamiltonian: base_coeff", base_coeff)
+        self.force = check_force("SeparableHamiltonian", force)
         self.residual_scale = residual_scale
         self.residual = build_mlp(dim, 1, hidden_dim=hidden_dim, depth=depth, activation=activation)
 
@@ -192,19 +217,26 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
     def grad_V(self, q: Tensor) -> Tensor:
         """``base_coeff * q + residual_scale * grad f(q)``: ``[..., d] -> [..., d]``.
 
-        The quadratic part is closed-form; the residual part is one autograd call (``create_graph=True``
-        in grad mode), skipped when ``residual_scale == 0``.
+        The quadratic part is closed-form; the residual part is the closed-form MLP gradient
+        (``force="analytic"``) or one autograd call (``force="autograd"``, ``create_graph=True`` in grad
+        mode); it is skipped when ``residual_scale == 0``.
         """
         force = self.base_coeff * q
         if self._residual_scale != 0.0:
-            force = force + self._residual_scale * _scalar_gradient(self.residual, q)
+            if self.force == "analytic":
+                grad_f = scalar_mlp_input_gradient(self.residual, q)
+            else:
+                grad_f = _scalar_gradient(self.residual, q)
+            force = force + self._residual_scale * grad_f
         return force
 
     def grad_T(self, p: Tensor) -> Tensor:
         return p
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, base_coeff={self.base_coeff}, residual_scale={self._residual_scale}"
+        return (
+            f"dim={self.dim}, base_coeff={self.base_coeff}, residual_scale={self._residual_scale}, force={self.force}"
+        )
 
 
 class LearnableHamiltonian(_ResidualScaled, Hamiltonian):

@@ -17,6 +17,7 @@ from hamjepa.dynamics.hamiltonians import (
     LearnableHamiltonian,
     QuadraticHamiltonian,
     SeparableHamiltonian,
+    check_force,
 )
 from hamjepa.dynamics.integrators import INTEGRATORS, separable_leapfrog
 from hamjepa.dynamics.mlp import build_mlp, make_activation
@@ -84,6 +85,11 @@ class HamiltonianPredictor(nn.Module):
             in the state dict) so the engine's warm-up can change it. Ignored by ``"quadratic"``.
         hidden_dim, depth, activation: MLP width, number of hidden layers and activation
             (``gelu`` exact, ``relu``, ``silu``).
+        force: how the separable potential's residual force ``grad f(q)`` is computed: ``"analytic"``
+            (default; closed-form back-propagation through the MLP, so training needs no double backward)
+            or ``"autograd"`` (``autograd.grad(create_graph=True)``, the reference formulation; same values
+            to round-off). The quadratic family is always closed-form and the non-separable ``"learnable"``
+            family always uses autograd on ``H``, whatever this says.
         integrate_fp32: cast float16/bfloat16 inputs to float32 and disable autocast while integrating
             (float32/float64 inputs keep their dtype); the output is cast back to the input dtype.
         learn_dt: must be False — a learnable step collapses (see the error message).
@@ -104,11 +110,13 @@ class HamiltonianPredictor(nn.Module):
         hidden_dim: int = 256,
         depth: int = 2,
         activation: str = "gelu",
+        force: str = "analytic",
         integrate_fp32: bool = True,
         learn_dt: bool = False,
     ) -> None:
         super().__init__()
         owner = "HamiltonianPredictor"
+        check_force(owner, force)
         _check_positive_int(owner, "dim", dim)
         if dim % 2 != 0:
             raise ValueError(
@@ -148,6 +156,7 @@ class HamiltonianPredictor(nn.Module):
                 hidden_dim=hidden_dim,
                 depth=depth,
                 activation=activation,
+                force=force,
             )
         elif hamiltonian == "learnable":
             self.hamiltonian = LearnableHamiltonian(
