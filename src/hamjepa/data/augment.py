@@ -247,10 +247,10 @@ class MultiViewAugment:
         x = torch.where(p.grayscale.reshape(-1, 1, 1, 1), ops.rgb_to_grayscale(x).expand_as(x), x)
         x = torch.where(p.blur.reshape(-1, 1, 1, 1), ops.gaussian_blur(x, p.sigma, self.blur_kernel), x)
         x = torch.where(p.solarize.reshape(-1, 1, 1, 1), ops.solarize(x), x)
-        mean, std = self._norm_tensors(x.device, x.dtype)
+        mean, std = self.norm_tensors(x.device, x.dtype)
         return ops.normalize(x, mean, std)
 
-    def _norm_tensors(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def norm_tensors(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """mean/std as ``[3]`` tensors on ``device``, cached (no host-to-device copy per step)."""
         key = (str(device), dtype)
         if key not in self._norm_cache:
