@@ -40,7 +40,7 @@ def test_total_is_weighted_sum_of_terms_and_terms_are_detached_scalars() -> None
     out = obj(z, step=0)
     expected_keys = {
         "pred", "budget", "var", "logdet", "mean", "total", "q2", "p2", "q_std_min", "pr_q", "pr_p",
-        "logdet_q", "logdet_p", "eigmax_q", "eigmax_p", "z_mean2",
+        "logdet_q", "logdet_p", "eigmax_q", "eigmax_p", "z_mean2", "cholesky_info_q", "cholesky_info_p",
     }  # fmt: skip
     assert set(out.terms) == expected_keys
     assert all(t.ndim == 0 and not t.requires_grad for t in out.terms.values())

@@ -17,7 +17,7 @@ from hamjepa.dynamics.integrators import (
     symplectic_euler,
     vector_field,
 )
-from hamjepa.dynamics.mlp import ACTIVATIONS, build_mlp, scalar_mlp_input_gradient
+from hamjepa.dynamics.mlp import ACTIVATIONS, analytic_force, build_mlp
 from hamjepa.dynamics.predictors import HAMILTONIANS, HamiltonianPredictor, MLPPredictor
 
 __all__ = [
@@ -31,12 +31,12 @@ __all__ = [
     "MLPPredictor",
     "QuadraticHamiltonian",
     "SeparableHamiltonian",
+    "analytic_force",
     "autograd_partials",
     "build_mlp",
     "explicit_euler",
     "get_integrator",
     "leapfrog",
-    "scalar_mlp_input_gradient",
     "separable_leapfrog",
     "symplectic_euler",
     "vector_field",

@@ -8,9 +8,10 @@ instead of autograd on ``H``.
 Autograd conventions for ``grad_V``: with grad mode on, the returned force is part of the autograd graph,
 so a loss on the integrated state back-propagates into the potential's parameters and into ``q``. The
 separable family computes the residual's force either in closed form (``force="analytic"``, the default:
-a hand-written back-propagation through the MLP, see :func:`~hamjepa.dynamics.mlp.scalar_mlp_input_gradient`,
-so training needs only first-order autograd) or by ``torch.autograd.grad(..., create_graph=True)``
-(``force="autograd"``, the reference formulation; training then runs a double backward). Both give the
+a hand-written back-propagation through the MLP with a closed-form backward, see
+:func:`~hamjepa.dynamics.mlp.analytic_force`, so training runs no double backward) or by
+``torch.autograd.grad(..., create_graph=True)`` (``force="autograd"``, the reference formulation; training
+then runs a double backward). Both give the
 same force (to round-off) and the same training gradients. Under ``torch.no_grad()`` either result
 carries no graph (the autograd force enables grad locally on a detached copy).
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from hamjepa.dynamics.mlp import build_mlp, scalar_mlp_input_gradient
+from hamjepa.dynamics.mlp import analytic_force, build_mlp
 
 __all__ = [
     "FORCES",
@@ -221,14 +222,11 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
         (``force="analytic"``) or one autograd call (``force="autograd"``, ``create_graph=True`` in grad
         mode); it is skipped when ``residual_scale == 0``.
         """
-        force = self.base_coeff * q
-        if self._residual_scale != 0.0:
-            if self.force == "analytic":
-                grad_f = scalar_mlp_input_gradient(self.residual, q)
-            else:
-                grad_f = _scalar_gradient(self.residual, q)
-            force = force + self._residual_scale * grad_f
-        return force
+        if self._residual_scale == 0.0:
+            return self.base_coeff * q
+        if self.force == "analytic":
+            return analytic_force(self.residual, q, beta=self.base_coeff, scale=self._residual_scale)
+        return self.base_coeff * q + self._residual_scale * _scalar_gradient(self.residual, q)
 
     def grad_T(self, p: Tensor) -> Tensor:
         return p

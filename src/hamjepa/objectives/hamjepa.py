@@ -19,6 +19,7 @@ from hamjepa.objectives.regularizers import (
     MeanPenalty,
     ProjectedLogDetFloor,
     ScaleBudget,
+    SpectralMethod,
     VarianceFloor,
     check_hinge,
 )
@@ -59,6 +60,10 @@ class HamJEPAObjective(Objective):
     Regularisers: D.3 :class:`ScaleBudget` on (Q, P); D.4 :class:`VarianceFloor` on Q (if ``std_floor_q``)
     and on P (if ``std_floor_p``); D.5 one :class:`ProjectedLogDetFloor` on Q and one on P (seeds ``seed``
     and ``seed + 1``), the PR/eigmax terms sharing ``logdet_weight``; D.6 :class:`MeanPenalty` on ``Z``.
+    ``logdet_method`` selects how the log-det module evaluates its spectrum: ``"sync_free"`` (default;
+    Cholesky log-det, trace/Frobenius PR, power-iterated top eigenvalue, no host synchronisation) or
+    ``"exact"`` (``slogdet`` + ``eigvalsh`` as in the reference code); same values to round-off
+    (``eigmax`` to ~1e-4 relative or better).
 
     Residual-scale warm-up (C.4): with ``residual_scale_warmup_epochs = E_w > 0``,
     :meth:`on_epoch_start` sets ``predictor.residual_scale = s * min(1, epoch / E_w)`` where ``s`` is
@@ -67,7 +72,8 @@ class HamJEPAObjective(Objective):
 
     Terms (detached 0-d): ``pred, budget, var, logdet, mean, total`` and monitoring ``q2, p2, q_std_min,
     pr_q, pr_p, logdet_q, logdet_p, eigmax_q, eigmax_p, z_mean2`` (``z_mean2 = ||mean(Z)||^2``);
-    ``energy`` too when ``energy_weight > 0``.
+    ``energy`` too when ``energy_weight > 0``; ``cholesky_info_q, cholesky_info_p`` (the Cholesky status
+    of each projected covariance, 0 = factorised) with ``logdet_method="sync_free"``.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class HamJEPAObjective(Objective):
         logdet_floor: float = -1.5,
         logdet_eps: float = 1e-4,
         logdet_refresh: int = 16,
+        logdet_method: SpectralMethod = "sync_free",
         pr_floor_q: float | None = 0.12,
         pr_floor_p: float | None = 0.16,
         eigmax_ceiling_q: float | None = 0.35,
@@ -163,6 +170,7 @@ class HamJEPAObjective(Objective):
             eps=logdet_eps,
             refresh_interval=logdet_refresh,
             hinge=hinge,
+            method=logdet_method,
         )
         self.logdet_q = ProjectedLogDetFloor(
             pr_floor=pr_floor_q, eigmax_ceiling=eigmax_ceiling_q, seed=seed, **logdet_common
@@ -281,4 +289,7 @@ class HamJEPAObjective(Objective):
         }
         if energy is not None:
             terms["energy"] = energy
+        if ldq.cholesky_info is not None and ldp.cholesky_info is not None:
+            terms["cholesky_info_q"] = ldq.cholesky_info
+            terms["cholesky_info_p"] = ldp.cholesky_info
         return ObjectiveOutput(total, {k: t.detach() for k, t in terms.items()})
