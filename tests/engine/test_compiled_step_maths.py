@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hamjepa.engine.compiled_step import adamw_step_, clip_grads_
+from hamjepa.engine.optim import adamw_step_, clip_grads_
 from hamjepa.engine.profiling import profile_steps
 
 

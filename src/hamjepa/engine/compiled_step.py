@@ -17,8 +17,9 @@ per-step ``torch.Generator`` (:meth:`DeviceResidentStream.raw_batch_at`), the ob
 (:meth:`Objective.prepare_step`: SIGReg directions, log-det projections) and the gather of the batch. Nothing
 in or around the step synchronises with the device.
 
-Inside the graph the maths is the eager step's: :func:`adamw_step_` and :func:`clip_grads_` reproduce
-``torch.optim.AdamW`` and ``torch.nn.utils.clip_grad_norm_`` (proved equal in float64 by the tests), and the
+Inside the graph the maths is the eager step's: :func:`~hamjepa.engine.optim.adamw_step_` and
+:func:`~hamjepa.engine.optim.clip_grads_` reproduce ``torch.optim.AdamW`` and
+``torch.nn.utils.clip_grad_norm_`` (proved equal in float64 by the tests), and the
 optimiser state lives in the ``torch.optim.AdamW`` object in its own format, so checkpoints are the same in
 both modes and a run can be resumed in either.
 
@@ -30,14 +31,18 @@ optimiser state and learning-rate tensors are marked as static addresses for tha
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from hamjepa.data.augment import AugmentDraws, MultiViewAugment
-from hamjepa.data.loader import stack_views
+from hamjepa.data.augment import AugmentDraws
+from hamjepa.data.loader import DeviceResidentStream, stack_views
+from hamjepa.engine.module import JEPAModule
+from hamjepa.engine.optim import apply_adamw, clip_grads_, ensure_adamw_state
+from hamjepa.engine.schedule import WarmupCosineSchedule
+from hamjepa.engine.step import StepOutput
 from hamjepa.errors import HamjepaError
 
 STEP_MODES: tuple[str, ...] = ("eager", "compiled")
@@ -49,86 +54,46 @@ class CompiledStepError(HamjepaError):
     """A run asks for ``train.step=compiled`` in a setting the compiled step does not support."""
 
 
-# ---------------------------------------------------------------------------------------------- maths
-def clip_grads_(grads: list[Tensor], max_norm: float) -> Tensor:
-    """Scale ``grads`` in place to a total 2-norm of at most ``max_norm``; returns the norm before clipping.
-
-    The formula of ``torch.nn.utils.clip_grad_norm_`` (``coef = min(1, max_norm / (norm + 1e-6))``, applied
-    unconditionally, no host check of finiteness) on a list of gradient tensors instead of ``p.grad``.
-    """
-    total = torch.nn.utils.get_total_norm(grads, 2.0, error_if_nonfinite=False, foreach=None)
-    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    for g in grads:
-        g.mul_(coef.to(g.dtype))
-    return total
-
-
-def adamw_step_(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    steps: list[Tensor],
-    *,
-    lr: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-) -> None:
-    """One AdamW update in place, the maths of ``torch.optim.AdamW`` (non-amsgrad, non-maximize).
-
-    ``p <- p (1 - lr wd)``; ``m <- lerp(m, g, 1 - b1)``; ``v <- b2 v + (1 - b2) g^2``;
-    ``p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``. ``steps`` are the optimiser's
-    per-parameter step counters (incremented here); the bias corrections are computed in float64 from them,
-    as eager PyTorch does with Python floats. ``lr`` is a 0-d float64 tensor (no recompilation when it
-    changes).
-    """
-    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
-        t.add_(1)
-        t64 = t.to(torch.float64)
-        p.mul_((1.0 - lr * weight_decay).to(p.dtype))
-        m.lerp_(g, 1.0 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-        bias_correction1 = 1.0 - torch.pow(beta1, t64)
-        bias_correction2_sqrt = torch.sqrt(1.0 - torch.pow(beta2, t64))
-        step_size = (lr / bias_correction1).to(p.dtype)
-        denom = (v.sqrt() / bias_correction2_sqrt.to(p.dtype)).add_(eps)
-        p.sub_(step_size * (m / denom))
-
-
 # ---------------------------------------------------------------------------------------------- the step
 class CompiledTrainStep:
-    """The whole training step of one run as one compiled graph.
+    """The whole training step of one run as one compiled graph; a drop-in for :class:`TrainStep`.
 
     Args:
-        module: the run's ``JEPAModule`` (``encoder``, ``objective``, ``embed``), in train mode.
-        augment: the stream's augmentation (one view size).
-        image_hw: ``(H, W)`` of the stored uint8 images.
-        optimizer: the run's ``torch.optim.AdamW`` (parameter groups with ``lr`` set by the schedule; its
-            ``state`` holds the moments and step counters, filled here on first use in torch's format).
+        module: the run's :class:`~hamjepa.engine.module.JEPAModule` (not DDP-wrapped), in train mode.
+        stream: the run's :class:`~hamjepa.data.loader.DeviceResidentStream` (its augmentation must make
+            views of one size).
+        optimizer: the run's ``torch.optim.AdamW`` (groups with ``lr`` set by the schedule; its ``state``
+            holds the moments and step counters, created on first use in torch's format).
+        scheduler: stepped once per call.
         clip_params: parameters whose gradients are clipped together.
-        clip_norm: ``optim.clip_grad_norm`` (None = no clipping).
+        clip_grad_norm: ``optim.clip_grad_norm`` (None = no clipping).
         backend, mode: ``torch.compile`` backend and mode; default ``inductor`` with ``reduce-overhead``
             (CUDA graphs) on CUDA and the default mode on CPU. Tests use ``aot_eager`` to check that the
             step traces as one graph without paying for code generation.
 
-    Call with ``(images uint8 [B, 3, H, W], draws, step)``; returns ``(loss, terms)`` with ``terms`` a 1-D
-    tensor ordered like :attr:`term_names` (both fresh tensors, safe to keep across steps).
+    ``batches(stream)`` yields ``((images uint8 [B, 3, H, W], draws), labels)`` and calling the object on
+    such a batch and the step index returns a :class:`~hamjepa.engine.step.StepOutput` (fresh tensors, safe
+    to keep across steps).
     """
 
     def __init__(
         self,
-        module: nn.Module,
-        augment: MultiViewAugment,
-        image_hw: tuple[int, int],
+        module: JEPAModule,
+        stream: DeviceResidentStream,
         optimizer: torch.optim.Optimizer,
-        clip_params: list[nn.Parameter],
-        clip_norm: float | None,
+        scheduler: WarmupCosineSchedule,
         *,
+        clip_params: list[nn.Parameter],
+        clip_grad_norm: float | None,
         backend: str | Callable[..., Any] = "inductor",
         mode: str | None = None,
     ) -> None:
+        if not isinstance(stream, DeviceResidentStream):
+            raise CompiledStepError(
+                "train: train.step=compiled needs device-resident data (data.source=packed or torchvision); "
+                "use train.step=eager."
+            )
+        augment = stream.augment
         if not augment.single_size:
             raise CompiledStepError(
                 "train: train.step=compiled needs views of one size (static shapes), but the augmentation "
@@ -138,40 +103,36 @@ class CompiledTrainStep:
             raise CompiledStepError("train: train.step=compiled needs the AdamW optimiser; use train.step=eager.")
         self.module = module
         self.augment = augment
-        self.image_hw = image_hw
+        self.image_hw = (int(stream.images.shape[-2]), int(stream.images.shape[-1]))
         self.optimizer = optimizer
-        self.clip_norm = clip_norm
+        self.scheduler = scheduler
+        self.clip_grad_norm = clip_grad_norm
         self.params: list[nn.Parameter] = [p for g in optimizer.param_groups for p in g["params"]]
         clip_ids = {id(p) for p in clip_params}
         self._clip_index = [i for i, p in enumerate(self.params) if id(p) in clip_ids]
-        self.device = self.params[0].device
+        self.device = stream.device
         self._lrs = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in optimizer.param_groups]
         augment.norm_tensors(self.device, torch.float32)  # cached before tracing (the cache is not traced)
         self._draw_layout: AugmentDraws | None = None
         self._state_ready = False
+        self._embed_dim: int | None = None
         self.term_names: list[str] = []
         if mode is None and self.device.type == "cuda" and backend == "inductor":
             mode = "reduce-overhead"
         self._compiled = torch.compile(self._step, fullgraph=True, backend=backend, mode=mode)
 
     # ------------------------------------------------------------------ host side
-    def _ensure_state(self) -> None:
-        """Create the AdamW moments and step counters (torch's format) where the optimiser has none yet.
+    @staticmethod
+    def batches(stream: DeviceResidentStream) -> Iterator[tuple[tuple[Tensor, AugmentDraws], Tensor]]:
+        """The stream's raw batches: ``((uint8 images, augmentation uniforms), labels)``."""
+        for images, draws, labels in stream.raw_batches():
+            yield (images, draws), labels
 
-        Step counters live on the parameter's device (as torch's fused/capturable AdamW keeps them), so the
-        whole update runs on the device.
-        """
+    def _prepare_state(self) -> None:
         if self._state_ready:
             return
-        for p in self.params:
-            state = self.optimizer.state[p]
-            if len(state) == 0:
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            elif state["step"].device != p.device:
-                state["step"] = state["step"].to(p.device)
-        if self.device.type == "cuda":
+        ensure_adamw_state(self.optimizer)
+        if self.device.type == "cuda":  # CUDA graphs: the state is updated in place at fixed addresses
             for p in self.params:
                 for t in self.optimizer.state[p].values():
                     torch._dynamo.mark_static_address(t)
@@ -179,56 +140,39 @@ class CompiledTrainStep:
                 torch._dynamo.mark_static_address(t)
         self._state_ready = True
 
-    def __call__(self, images: Tensor, draws: AugmentDraws, step: int) -> tuple[Tensor, Tensor]:
-        """Run training step ``step`` (0-indexed optimiser step) on one raw batch."""
-        self._ensure_state()
+    def __call__(self, batch: tuple[Tensor, AugmentDraws], step: int) -> StepOutput:
+        """Update the parameters on one raw batch; ``step`` = optimiser steps done before this one."""
+        images, draws = batch
+        self._prepare_state()
         for t, group in zip(self._lrs, self.optimizer.param_groups, strict=True):
             t.fill_(group["lr"])
         if self._draw_layout is None:
             self._draw_layout = draws
-        v = self.augment.num_views
-        z_shape = (v, images.shape[0], self._embed_dim(images))
+        if self._embed_dim is None:
+            self._embed_dim = int(self.module.encoder.output_dim(images.shape[-1]))
+        z_shape = (self.augment.num_views, images.shape[0], self._embed_dim)
         self.module.objective.prepare_step(step, z_shape, images.device)
         with _tracing_autograd():
             packed = self._compiled(images, draws.tensors())
         packed = packed.clone()  # CUDA-graph outputs are overwritten by the next replay
-        return packed[0], packed[1:]
-
-    def _embed_dim(self, images: Tensor) -> int:
-        if not hasattr(self, "_dim"):
-            self._dim = int(self.module.encoder.output_dim(images.shape[-1]))
-        return self._dim
+        self.scheduler.step()
+        values = packed.unbind()
+        return StepOutput(values[0], dict(zip(self.term_names, values[1:], strict=True)))
 
     # ------------------------------------------------------------------ traced
     def _step(self, images: Tensor, draw_tensors: list[Tensor]) -> Tensor:
-        assert self._draw_layout is not None
+        if self._draw_layout is None:
+            raise CompiledStepError("train: internal error, the compiled step ran before its first batch")
         draws = self._draw_layout.with_tensors(draw_tensors)
         h, w = self.image_hw
         views = stack_views(self.augment.apply(images, self.augment.params_from_draws(draws, h, w)))
         out = self.module.objective(self.module.embed(views), step=None)
         grads = list(torch.autograd.grad(out.loss, self.params, allow_unused=True))
         with torch.no_grad():
-            if self.clip_norm is not None:
-                clip_grads_([grads[i] for i in self._clip_index if grads[i] is not None], self.clip_norm)
-            start = 0
-            for lr, group in zip(self._lrs, self.optimizer.param_groups, strict=True):
-                n = len(group["params"])
-                used = [i for i in range(start, start + n) if grads[i] is not None]
-                start += n
-                states = [self.optimizer.state[self.params[i]] for i in used]
-                beta1, beta2 = group["betas"]
-                adamw_step_(
-                    [self.params[i] for i in used],
-                    [grads[i] for i in used],
-                    [s["exp_avg"] for s in states],
-                    [s["exp_avg_sq"] for s in states],
-                    [s["step"] for s in states],
-                    lr=lr,
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                )
+            if self.clip_grad_norm is not None:
+                clipped = [grads[i] for i in self._clip_index]
+                clip_grads_([g for g in clipped if g is not None], self.clip_grad_norm)
+            apply_adamw(self.optimizer, grads, self._lrs)
         self.term_names = list(out.terms)
         return torch.stack([out.loss.detach(), *(t.to(out.loss.dtype) for t in out.terms.values())])
 

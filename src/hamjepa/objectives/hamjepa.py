@@ -238,8 +238,16 @@ class HamJEPAObjective(Objective):
         return torch.stack(matches).mean(), energy
 
     # ------------------------------------------------------------------ forward
-    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, 2d]`` encoder outputs (view-major); step: unused (kept for the common API)."""
+    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
+        """Count the log-det floors' calls and fetch their projections (host side, see
+        :meth:`Objective.prepare_step`)."""
+        v, b, dim = z_shape
+        self.logdet_q.prepare(dim // 2, v * b, device)
+        self.logdet_p.prepare(dim - dim // 2, v * b, device)
+
+    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, 2d]`` encoder outputs (view-major); step: the training step, or None after
+        :meth:`prepare_step` (the log-det projections were then fetched on the host)."""
         self.check_no_target(z_target, type(self).__name__)
         v, b, dim = self.check_views(z)
         if dim % 2:
@@ -257,8 +265,8 @@ class HamJEPAObjective(Objective):
         var = vq.loss if self.use_var_q else flat.new_zeros(())
         if self.var_p is not None:
             var = var + self.var_p(p).loss
-        ldq = self.logdet_q(q)
-        ldp = self.logdet_p(p)
+        ldq = self.logdet_q(q, prepared=step is None)
+        ldp = self.logdet_p(p, prepared=step is None)
         logdet = ldq.loss + ldp.loss
         mean = self.mean_penalty(flat)
 

@@ -326,6 +326,7 @@ class ProjectedLogDetFloor(nn.Module):
         self._calls = 0  # host mirror of ``calls`` (reading the buffer would sync with the device)
         self._projection: Tensor | None = None
         self._projection_key: tuple[Any, ...] | None = None
+        self._prepared: tuple[int, int, Tensor | None] | None = None  # (d, n_local, R) from prepare()
 
     @property
     def projection(self) -> Tensor | None:
@@ -351,20 +352,38 @@ class ProjectedLogDetFloor(nn.Module):
             self._projection_key = key
         return self._projection
 
-    def forward(self, x: Tensor) -> LogDetFloorOutput:
-        """Args: x ``[n, d]`` local rows (computed in fp32)."""
-        _check_matrix(x, "x")
-        x = upcast(x)
-        n_local, d = x.shape
+    def _next_projection(self, d: int, n_local: int, device: torch.device) -> Tensor | None:
+        """Count one call and return its projection ``R [d, k]`` (None when ``k < 1``); host work only."""
         call = self._calls
         self._calls += 1
         self.calls.fill_(self._calls)
         k = min(self.proj_dim, d, n_local * get_world_size() - 1)
-        if k < 1:
+        return self._get_projection(d, k, device, call) if k >= 1 else None
+
+    def prepare(self, d: int, n_local: int, device: torch.device) -> None:
+        """Count the next call and fetch its projection now, for a following ``forward(x, prepared=True)``.
+
+        A compiled training step calls this outside its graph (the counter and the projection draw are
+        host work); ``x`` must then have ``n_local`` rows of ``d`` features.
+        """
+        self._prepared = (d, n_local, self._next_projection(d, n_local, device))
+
+    def forward(self, x: Tensor, *, prepared: bool = False) -> LogDetFloorOutput:
+        """Args: x ``[n, d]`` local rows (computed in fp32); prepared: use the projection of :meth:`prepare`."""
+        _check_matrix(x, "x")
+        x = upcast(x)
+        n_local, d = x.shape
+        if prepared:
+            if self._prepared is None or self._prepared[:2] != (d, n_local):
+                raise ValueError(f"ProjectedLogDetFloor: prepared=True needs prepare({d}, {n_local}, device) first")
+            proj = self._prepared[2]
+        else:
+            proj = self._next_projection(d, n_local, x.device)
+        if proj is None:
             zero = x.new_zeros(())
             status = x.new_zeros((), dtype=torch.int32) if self.method == "sync_free" else None
             return LogDetFloorOutput(zero, zero, zero, zero, status)
-        proj = self._get_projection(d, k, x.device, call)
+        k = proj.shape[1]
 
         col = all_reduce_sum(torch.cat([x.sum(0), x.new_full((1,), float(n_local))]))
         n = col[-1]
