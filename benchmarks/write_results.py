@@ -59,19 +59,35 @@ def render(files: list[Path]) -> str:
     out += ["## Training throughput", ""]
     if "bench" in by_kind:
         out += [
-            "| objective | device | precision | compile | s/epoch | views/s | encoder-only s/epoch | ratio | source |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "Host ops / syncs per step: `torch.profiler` counts of `hamjepa bench --profile` (top-level `aten::`",
+            "operators dispatched from Python outside compiled regions; `aten::item` / `aten::_local_scalar_dense`).",
+            "",
+            "| objective | device | batch | step | precision | s/epoch | views/s | encoder-only s/epoch | ratio "
+            "| host ops/step | host syncs/step | GPU busy | source |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f, d in by_kind["bench"]:
             p = d["provenance"]
+            step = d.get("step_mode", "eager") + (" + model.compile" if d.get("compile") else "")
+            ops = d.get("host_ops_outside_compiled_per_step")
+            syncs = d.get("host_syncs_per_step")
+            busy = d.get("gpu_busy_fraction")
             out.append(
-                f"| {d['objective']} | {p['device']} | {d['precision']} | {d['compile']} | {d['s_per_epoch']:.2f} "
+                f"| {d['objective']} | {p['device']} | {d['config']['data']['batch_size']} | {step} "
+                f"| {d['precision']} | {d['s_per_epoch']:.2f} "
                 f"| {d['views_per_s']:.0f} | {d.get('encoder_s_per_epoch', float('nan')):.2f} "
-                f"| {d.get('ratio_to_encoder_floor', float('nan')):.2f} | `{f.name}` ({p['commit']}) |"
+                f"| {d.get('ratio_to_encoder_floor', float('nan')):.2f} "
+                f"| {'—' if ops is None else f'{ops:.0f}'} | {'—' if syncs is None else f'{syncs:.0f}'} "
+                f"| {'—' if busy is None else f'{busy:.0%}'} | `{f.name}` ({p['commit']}) |"
             )
         out.append("")
-    else:
-        out += ["Not measured yet on a GPU (`hamjepa bench CONFIG` prints and writes these numbers).", ""]
+        out += [f"- `{f.name}`: {_prov(d['provenance'])}" for f, d in by_kind["bench"]]
+        out.append("")
+        out.append(
+            "GPU figures: not measured (no GPU has been available to this project's sessions); "
+            "`benchmarks/gpu_session.sh` produces them."
+        )
+        out.append("")
     out += ["## Dynamics benchmark: JEPA vs BiJEPA vs HamJEPA (CPU)", ""]
     for f, d in by_kind.get("reproduce_dynamics", []):
         table = d["table_md"].split("\n", 1)[1] if d["table_md"].startswith("# ") else d["table_md"]

@@ -45,6 +45,9 @@ from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.engine.step import StepOutput
 from hamjepa.errors import HamjepaError
 
+DEFAULT_BACKEND = "inductor"
+"""``torch.compile`` backend of the compiled step (tests switch to ``aot_eager``: same graph, no code generation)."""
+
 STEP_MODES: tuple[str, ...] = ("eager", "compiled")
 """Values of ``train.step``: ``eager`` (plain PyTorch, every op dispatched from Python) or ``compiled``
 (the whole step as one compiled graph, CUDA graphs on CUDA)."""
@@ -67,7 +70,8 @@ class CompiledTrainStep:
         scheduler: stepped once per call.
         clip_params: parameters whose gradients are clipped together.
         clip_grad_norm: ``optim.clip_grad_norm`` (None = no clipping).
-        backend, mode: ``torch.compile`` backend and mode; default ``inductor`` with ``reduce-overhead``
+        backend, mode: ``torch.compile`` backend and mode; default :data:`DEFAULT_BACKEND` (``inductor``) with
+            ``reduce-overhead``
             (CUDA graphs) on CUDA and the default mode on CPU. Tests use ``aot_eager`` to check that the
             step traces as one graph without paying for code generation.
 
@@ -85,7 +89,7 @@ class CompiledTrainStep:
         *,
         clip_params: list[nn.Parameter],
         clip_grad_norm: float | None,
-        backend: str | Callable[..., Any] = "inductor",
+        backend: str | Callable[..., Any] | None = None,
         mode: str | None = None,
     ) -> None:
         if not isinstance(stream, DeviceResidentStream):
@@ -117,6 +121,7 @@ class CompiledTrainStep:
         self._state_ready = False
         self._embed_dim: int | None = None
         self.term_names: list[str] = []
+        backend = DEFAULT_BACKEND if backend is None else backend
         if mode is None and self.device.type == "cuda" and backend == "inductor":
             mode = "reduce-overhead"
         self._compiled = torch.compile(self._step, fullgraph=True, backend=backend, mode=mode)
