@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from hamjepa.data.augment import AugmentDraws
 from hamjepa.data.loader import DeviceResidentStream, stack_views
 from hamjepa.engine.module import JEPAModule
-from hamjepa.engine.optim import apply_adamw, clip_grads_, ensure_adamw_state
+from hamjepa.engine.optim import AdamWGroup, adamw_groups, apply_adamw, clip_grads_
 from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.engine.step import StepOutput
 from hamjepa.errors import HamjepaError
@@ -115,10 +115,11 @@ class CompiledTrainStep:
         clip_ids = {id(p) for p in clip_params}
         self._clip_index = [i for i, p in enumerate(self.params) if id(p) in clip_ids]
         self.device = stream.device
-        self._lrs = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in optimizer.param_groups]
+        # one-element (not 0-d) tensors: dynamo would read a 0-d CPU tensor as a Python float (a sync per step)
+        self._lrs = [torch.zeros(1, dtype=torch.float64, device=self.device) for _ in optimizer.param_groups]
         augment.norm_tensors(self.device, torch.float32)  # cached before tracing (the cache is not traced)
         self._draw_layout: AugmentDraws | None = None
-        self._state_ready = False
+        self._groups: list[AdamWGroup] | None = None
         self._embed_dim: int | None = None
         self.term_names: list[str] = []
         backend = DEFAULT_BACKEND if backend is None else backend
@@ -134,16 +135,16 @@ class CompiledTrainStep:
             yield (images, draws), labels
 
     def _prepare_state(self) -> None:
-        if self._state_ready:
+        """Read the optimiser's groups and state once, at the first step (after a resume has loaded them)."""
+        if self._groups is not None:
             return
-        ensure_adamw_state(self.optimizer)
+        self._groups = adamw_groups(self.optimizer)
         if self.device.type == "cuda":  # CUDA graphs: the state is updated in place at fixed addresses
-            for p in self.params:
-                for t in self.optimizer.state[p].values():
+            for g in self._groups:
+                for t in (*g.exp_avgs, *g.exp_avg_sqs, *g.steps):
                     torch._dynamo.mark_static_address(t)
             for t in self._lrs:
                 torch._dynamo.mark_static_address(t)
-        self._state_ready = True
 
     def __call__(self, batch: tuple[Tensor, AugmentDraws], step: int) -> StepOutput:
         """Update the parameters on one raw batch; ``step`` = optimiser steps done before this one."""
@@ -166,7 +167,7 @@ class CompiledTrainStep:
 
     # ------------------------------------------------------------------ traced
     def _step(self, images: Tensor, draw_tensors: list[Tensor]) -> Tensor:
-        if self._draw_layout is None:
+        if self._draw_layout is None or self._groups is None:
             raise CompiledStepError("train: internal error, the compiled step ran before its first batch")
         draws = self._draw_layout.with_tensors(draw_tensors)
         h, w = self.image_hw
@@ -177,7 +178,7 @@ class CompiledTrainStep:
             if self.clip_grad_norm is not None:
                 clipped = [grads[i] for i in self._clip_index]
                 clip_grads_([g for g in clipped if g is not None], self.clip_grad_norm)
-            apply_adamw(self.optimizer, grads, self._lrs)
+            apply_adamw(self._groups, grads, self._lrs)
         self.term_names = list(out.terms)
         return torch.stack([out.loss.detach(), *(t.to(out.loss.dtype) for t in out.terms.values())])
 

@@ -4,6 +4,7 @@ sync-free AdamW update and gradient clipping (torch's maths on explicit gradient
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -92,7 +93,7 @@ def adamw_step_(
     ``p <- p (1 - lr wd)``; ``m <- lerp(m, g, 1 - b1)``; ``v <- b2 v + (1 - b2) g^2``;
     ``p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``. ``steps`` are the optimiser's
     per-parameter step counters (incremented here); the bias corrections are computed in float64 from them,
-    as eager PyTorch does with Python floats. ``lr`` is a 0-d float64 device tensor (a compiled step does not
+    as eager PyTorch does with Python floats. ``lr`` is a one-element float64 device tensor (a compiled step does not
     recompile when it changes) or a Python float. No host synchronisation (torch's CPU AdamW reads the step
     counters with ``item()``).
     """
@@ -113,6 +114,54 @@ def _in_dtype(x: Tensor | float, dtype: torch.dtype) -> Tensor | float:
     return x.to(dtype) if isinstance(x, Tensor) else x
 
 
+@dataclass
+class AdamWGroup:
+    """One parameter group of a ``torch.optim.AdamW``: its state tensors and constants (read on the host).
+
+    ``indices`` are the positions of the group's parameters in the optimiser's flat parameter list (groups in
+    order), i.e. in the gradient list :func:`apply_adamw` takes.
+    """
+
+    indices: list[int]
+    params: list[Tensor]
+    exp_avgs: list[Tensor]
+    exp_avg_sqs: list[Tensor]
+    steps: list[Tensor]
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+
+
+def adamw_groups(optimizer: torch.optim.Optimizer) -> list[AdamWGroup]:
+    """The groups of ``optimizer`` with their state (created where missing, see :func:`ensure_adamw_state`).
+
+    A compiled step reads them once, so that its graph never touches the optimiser object (whose ``lr``
+    values change every step and would otherwise be guarded on).
+    """
+    ensure_adamw_state(optimizer)
+    out, start = [], 0
+    for group in optimizer.param_groups:
+        params = list(group["params"])
+        states = [optimizer.state[p] for p in params]
+        beta1, beta2 = group["betas"]
+        out.append(
+            AdamWGroup(
+                indices=list(range(start, start + len(params))),
+                params=params,
+                exp_avgs=[s["exp_avg"] for s in states],
+                exp_avg_sqs=[s["exp_avg_sq"] for s in states],
+                steps=[s["step"] for s in states],
+                beta1=float(beta1),
+                beta2=float(beta2),
+                eps=float(group["eps"]),
+                weight_decay=float(group["weight_decay"]),
+            )
+        )
+        start += len(params)
+    return out
+
+
 def ensure_adamw_state(optimizer: torch.optim.Optimizer) -> None:
     """Create missing AdamW moments and step counters in torch's format (``step``, ``exp_avg``, ``exp_avg_sq``).
 
@@ -130,37 +179,27 @@ def ensure_adamw_state(optimizer: torch.optim.Optimizer) -> None:
                 state["step"] = state["step"].to(p.device)
 
 
-def apply_adamw(optimizer: torch.optim.Optimizer, grads: list[Tensor | None], lrs: list[Tensor] | None = None) -> None:
-    """One :func:`adamw_step_` per parameter group of a ``torch.optim.AdamW``, on its state.
+def apply_adamw(groups: list[AdamWGroup], grads: list[Tensor | None], lrs: list[Tensor | float]) -> None:
+    """One :func:`adamw_step_` per group (no autograd recording).
 
     Args:
-        optimizer: holds the groups (``lr``, ``betas``, ``eps``, ``weight_decay``) and the state
-            (:func:`ensure_adamw_state` must have run).
-        grads: one gradient per parameter, in group order; parameters with None are skipped (as torch
-            skips parameters without ``.grad``).
-        lrs: one 0-d tensor per group (compiled steps); None = the groups' ``lr`` floats.
+        groups: from :func:`adamw_groups`.
+        grads: one gradient per parameter of the flat list; parameters with None are skipped (as torch skips
+            parameters without ``.grad``: no decay, no moment or step update).
+        lrs: one learning rate per group (one-element float64 tensors in a compiled step, floats in eager).
     """
     with torch.no_grad():
-        _apply_adamw(optimizer, grads, lrs)
-
-
-def _apply_adamw(optimizer: torch.optim.Optimizer, grads: list[Tensor | None], lrs: list[Tensor] | None) -> None:
-    start = 0
-    for gi, group in enumerate(optimizer.param_groups):
-        params = group["params"]
-        used = [i for i in range(len(params)) if grads[start + i] is not None]
-        states = [optimizer.state[params[i]] for i in used]
-        beta1, beta2 = group["betas"]
-        adamw_step_(
-            [params[i] for i in used],
-            [grads[start + i] for i in used],  # type: ignore[misc]
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [s["step"] for s in states],
-            lr=group["lr"] if lrs is None else lrs[gi],
-            beta1=beta1,
-            beta2=beta2,
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-        )
-        start += len(params)
+        for group, lr in zip(groups, lrs, strict=True):
+            used = [j for j, i in enumerate(group.indices) if grads[i] is not None]
+            adamw_step_(
+                [group.params[j] for j in used],
+                [grads[group.indices[j]] for j in used],  # type: ignore[misc]
+                [group.exp_avgs[j] for j in used],
+                [group.exp_avg_sqs[j] for j in used],
+                [group.steps[j] for j in used],
+                lr=lr,
+                beta1=group.beta1,
+                beta2=group.beta2,
+                eps=group.eps,
+                weight_decay=group.weight_decay,
+            )

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.engine.module import JEPAModule, embed_views
-from hamjepa.engine.optim import apply_adamw, ensure_adamw_state
+from hamjepa.engine.optim import adamw_groups, apply_adamw
 from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.models.ema import update_ema
 
@@ -91,8 +91,8 @@ class TrainStep:
         if self._fused:
             self.optimizer.step()
         else:
-            ensure_adamw_state(self.optimizer)
-            apply_adamw(self.optimizer, [p.grad for p in self._params])
+            lrs = [g["lr"] for g in self.optimizer.param_groups]
+            apply_adamw(adamw_groups(self.optimizer), [p.grad for p in self._params], lrs)
         self.scheduler.step()
         if self.target_encoder is not None:
             update_ema(self.target_encoder, self.module.encoder, self.module.objective.ema_momentum(step))
