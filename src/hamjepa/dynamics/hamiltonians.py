@@ -153,9 +153,17 @@ class QuadraticHamiltonian(Hamiltonian):
 
 
 class _ResidualScaled:
-    """A validated, settable ``residual_scale`` (plain float, not in the state dict) for learned residuals."""
+    """A validated, settable ``residual_scale`` (plain float, not in the state dict) for learned residuals.
+
+    The value is also kept in the non-persistent 0-d buffer ``residual_scale_t`` (updated in place), which is
+    what the forward computations multiply by: a compiled training step then reads it as a tensor and does
+    not recompile when the warm-up changes the scale each epoch. ``_residual_on`` (``s != 0``) selects
+    whether the residual is evaluated at all.
+    """
 
     _residual_scale: float
+    _residual_on: bool
+    residual_scale_t: Tensor
 
     @property
     def residual_scale(self) -> float:
@@ -164,7 +172,16 @@ class _ResidualScaled:
 
     @residual_scale.setter
     def residual_scale(self, value: float) -> None:
-        self._residual_scale = _check_scale("residual_scale", value)
+        value = _check_scale("residual_scale", value)
+        self._residual_scale = value
+        self._residual_on = value != 0.0
+        if "residual_scale_t" in self._buffers:  # type: ignore[attr-defined]
+            with torch.no_grad():
+                self.residual_scale_t.fill_(value)
+        else:
+            self.register_buffer(  # type: ignore[attr-defined]
+                "residual_scale_t", torch.tensor(value, dtype=torch.float64), persistent=False
+            )
 
 
 class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
@@ -204,8 +221,8 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
     def potential(self, q: Tensor) -> Tensor:
         """``V(q)``: ``[..., d] -> [...]``."""
         energy = 0.5 * self.base_coeff * q.square().sum(-1)
-        if self._residual_scale != 0.0:
-            energy = energy + self._residual_scale * self.residual(q).squeeze(-1)
+        if self._residual_on:
+            energy = energy + self.residual_scale_t * self.residual(q).squeeze(-1)
         return energy
 
     def kinetic(self, p: Tensor) -> Tensor:
@@ -222,11 +239,13 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
         (``force="analytic"``) or one autograd call (``force="autograd"``, ``create_graph=True`` in grad
         mode); it is skipped when ``residual_scale == 0``.
         """
-        if self._residual_scale == 0.0:
+        if not self._residual_on:
             return self.base_coeff * q
         if self.force == "analytic":
-            return analytic_force(self.residual, q, beta=self.base_coeff, scale=self._residual_scale)
-        return self.base_coeff * q + self._residual_scale * _scalar_gradient(self.residual, q)
+            grad_f = analytic_force(self.residual, q, beta=0.0, scale=1.0)
+        else:
+            grad_f = _scalar_gradient(self.residual, q)
+        return self.base_coeff * q + self.residual_scale_t * grad_f
 
     def grad_T(self, p: Tensor) -> Tensor:
         return p
@@ -263,8 +282,8 @@ class LearnableHamiltonian(_ResidualScaled, Hamiltonian):
 
     def forward(self, q: Tensor, p: Tensor) -> Tensor:
         energy = 0.5 * (q.square().sum(-1) + p.square().sum(-1))
-        if self._residual_scale != 0.0:
-            energy = energy + self._residual_scale * self.residual(torch.cat((q, p), dim=-1)).squeeze(-1)
+        if self._residual_on:
+            energy = energy + self.residual_scale_t * self.residual(torch.cat((q, p), dim=-1)).squeeze(-1)
         return energy
 
     def extra_repr(self) -> str:
