@@ -22,6 +22,7 @@ from hamjepa.objectives.regularizers import (
     SpectralMethod,
     VarianceFloor,
     check_hinge,
+    column_moments,
 )
 
 MatchMode = Literal["q", "qp", "p"]
@@ -250,7 +251,7 @@ class HamJEPAObjective(Objective):
         local = torch.cat([sums.reshape(-1), z0.new_full((1,), float(b))])
         s = all_reduce_sum(local)
         per_dir = s[:-1].reshape(n_dir, -1)
-        batch = s[-1]
+        batch = s[-1].detach()  # a count: no gradient to carry
         matches = self._match(per_dir[:, 0], per_dir[:, 1], batch * d)  # [n_dir]
         energy = None
         if self.energy_weight > 0:
@@ -274,15 +275,17 @@ class HamJEPAObjective(Objective):
 
         flat = upcast(z.reshape(v * b, dim))
         q, p = flat[:, :d], flat[:, d:]
-        bud = self.budget(q, p)
-        vq = self.var_q(q)
+        moments = column_moments(flat)  # one all-reduce for the budget, floors, mean penalty and centring
+        moments_q, moments_p = moments.columns(0, d), moments.columns(d, dim)
+        bud = self.budget.from_moments(moments_q, moments_p)
+        vq = self.var_q.from_moments(moments_q)
         var = vq.loss if self.use_var_q else flat.new_zeros(())
         if self.var_p is not None:
-            var = var + self.var_p(p).loss
-        ldq = self.logdet_q(q)
-        ldp = self.logdet_p(p)
+            var = var + self.var_p.from_moments(moments_p).loss
+        ldq = self.logdet_q(q, moments_q)
+        ldp = self.logdet_p(p, moments_p)
         logdet = ldq.loss + ldp.loss
-        mean = self.mean_penalty(flat)
+        mean = self.mean_penalty.from_moments(moments)
 
         total = (
             pred
@@ -312,6 +315,7 @@ class HamJEPAObjective(Objective):
         if energy is not None:
             terms["energy"] = energy
         if ldq.cholesky_info is not None and ldp.cholesky_info is not None:
-            terms["cholesky_info_q"] = ldq.cholesky_info
-            terms["cholesky_info_p"] = ldp.cholesky_info
-        return ObjectiveOutput(total, {k: t.detach() for k, t in terms.items()})
+            status = torch.stack([ldq.cholesky_info, ldp.cholesky_info]).to(total.dtype).unbind()
+            terms["cholesky_info_q"], terms["cholesky_info_p"] = status
+        values = torch.stack(list(terms.values())).detach().unbind()  # one stack + detach for all the terms
+        return ObjectiveOutput(total, dict(zip(terms, values, strict=True)))
