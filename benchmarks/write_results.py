@@ -53,7 +53,13 @@ def _host_ops_section(entries: list[tuple[Path, dict[str, Any]]]) -> list[str]:
         out.append(
             f"| `{p['commit']}` | {switches} | {d['forward']} | {d['backward']} | {d['total']} | {sync} | `{f.name}` |"
         )
-    out += [""] + [f"`{f.name}`: {_prov(d['provenance'])}" for f, d in entries] + [""]
+    out += ["", *(f"- `{f.name}`: {_prov(d['provenance'])}" for f, d in entries), ""]
+    out += [
+        "`predictor.force=autograd objective.logdet_method=exact` = the reference formulations (double backward,",
+        "`slogdet` + `eigvalsh`); a commit from before those switches existed was measured by running the script",
+        "with `PYTHONPATH` pointing at that commit's `src/`.",
+        "",
+    ]
     return out
 
 
