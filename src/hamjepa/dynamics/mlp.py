@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -119,31 +120,7 @@ class _AnalyticForce(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, q: Tensor, kinds: tuple[str, ...], beta: float, scale: float, *params: Tensor) -> Tensor:
-        *hidden, w_out = params
-        weights, biases = hidden[0::2], hidden[1::2]
-        h = q
-        inputs, pres, slopes, auxes = [], [], [], []
-        for i, (weight, bias, kind) in enumerate(zip(weights, biases, kinds, strict=True)):
-            inputs.append(h)
-            pre = F.linear(h, weight, bias)
-            value, slope, aux = _activation_parts(kind, pre, need_value=i < len(kinds) - 1)
-            pres.append(pre)
-            slopes.append(slope)
-            auxes.append(aux)
-            if value is not None:
-                h = value
-        deltas = [w_out * slopes[-1]]  # D_L, then D_{L-1} .. D_1 (prepended)
-        back_props = []  # D_i W_i for i = L .. 2 (what D_{i-1} multiplies act'(A_{i-1}) by)
-        for weight, slope in zip(reversed(weights[1:]), reversed(slopes[:-1]), strict=True):
-            prop = deltas[0] @ weight
-            back_props.insert(0, prop)
-            deltas.insert(0, prop * slope)
-        ctx.kinds, ctx.beta, ctx.scale, ctx.depth = kinds, beta, scale, len(weights)
-        saved = (w_out, *weights, *inputs, *pres, *auxes, *slopes, *deltas, *back_props)
-        ctx.save_for_backward(*saved)
-        ctx.save_for_forward(*saved)
-        ctx.set_materialize_grads(False)  # absent tangents / gradients arrive as None, not as zeros
-        return torch.addmm(q, deltas[0], weights[0], beta=beta, alpha=scale)
+        return _force_forward(ctx, q, kinds, beta, scale, params, jvp=False)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor | None) -> tuple[Tensor | None, ...]:
@@ -151,6 +128,15 @@ class _AnalyticForce(torch.autograd.Function):
             return (None,) * (4 + 2 * ctx.depth + 1)
         grad_q, params = _force_vjp(ctx, grad, need_params=True)
         return (grad_q, None, None, None, *params)
+
+
+class _AnalyticForceWithJvp(_AnalyticForce):
+    """:class:`_AnalyticForce` plus forward-mode AD (used only inside a ``forward_ad.dual_level``: dynamo
+    cannot trace Functions that define ``jvp``, so the training path uses the plain class)."""
+
+    @staticmethod
+    def forward(ctx: Any, q: Tensor, kinds: tuple[str, ...], beta: float, scale: float, *params: Tensor) -> Tensor:
+        return _force_forward(ctx, q, kinds, beta, scale, params, jvp=True)
 
     @staticmethod
     def jvp(ctx: Any, tangent: Tensor | None, _kinds: None, _beta: None, _scale: None, *param_tangents: Any) -> Tensor:
@@ -161,6 +147,38 @@ class _AnalyticForce(torch.autograd.Function):
             raise NotImplementedError("analytic force: forward-mode AD needs a tangent for q")
         grad_q, _ = _force_vjp(ctx, tangent, need_params=False)
         return grad_q
+
+
+def _force_forward(
+    ctx: Any, q: Tensor, kinds: tuple[str, ...], beta: float, scale: float, params: tuple[Tensor, ...], *, jvp: bool
+) -> Tensor:
+    """The forward of the analytic force Functions (``jvp``: also keep the tensors for forward-mode AD)."""
+    *hidden, w_out = params
+    weights, biases = hidden[0::2], hidden[1::2]
+    h = q
+    inputs, pres, slopes, auxes = [], [], [], []
+    for i, (weight, bias, kind) in enumerate(zip(weights, biases, kinds, strict=True)):
+        inputs.append(h)
+        pre = F.linear(h, weight, bias)
+        value, slope, aux = _activation_parts(kind, pre, need_value=i < len(kinds) - 1)
+        pres.append(pre)
+        slopes.append(slope)
+        auxes.append(aux)
+        if value is not None:
+            h = value
+    deltas = [w_out * slopes[-1]]  # D_L, then D_{L-1} .. D_1 (prepended)
+    back_props = []  # D_i W_i for i = L .. 2 (what D_{i-1} multiplies act'(A_{i-1}) by)
+    for weight, slope in zip(reversed(weights[1:]), reversed(slopes[:-1]), strict=True):
+        prop = deltas[0] @ weight
+        back_props.insert(0, prop)
+        deltas.insert(0, prop * slope)
+    ctx.kinds, ctx.beta, ctx.scale, ctx.depth = kinds, beta, scale, len(weights)
+    saved = (w_out, *weights, *inputs, *pres, *auxes, *slopes, *deltas, *back_props)
+    ctx.save_for_backward(*saved)
+    if jvp:
+        ctx.save_for_forward(*saved)
+    ctx.set_materialize_grads(False)  # absent tangents / gradients arrive as None, not as zeros
+    return torch.addmm(q, deltas[0], weights[0], beta=beta, alpha=scale)
 
 
 def _force_vjp(ctx: Any, grad: Tensor, *, need_params: bool) -> tuple[Tensor, list[Tensor | None]]:
@@ -220,7 +238,8 @@ def analytic_force(mlp: nn.Sequential, q: Tensor, *, beta: float, scale: float) 
     params: list[Tensor] = []
     for linear in linears:
         params += [linear.weight, linear.bias]
+    function = _AnalyticForceWithJvp if forward_ad._current_level >= 0 else _AnalyticForce
     if q.ndim == 2:
-        return _AnalyticForce.apply(q, kinds, float(beta), float(scale), *params, last.weight)
+        return function.apply(q, kinds, float(beta), float(scale), *params, last.weight)
     flat = q.reshape(-1, q.shape[-1])
-    return _AnalyticForce.apply(flat, kinds, float(beta), float(scale), *params, last.weight).reshape(q.shape)
+    return function.apply(flat, kinds, float(beta), float(scale), *params, last.weight).reshape(q.shape)
