@@ -33,6 +33,36 @@ def _figures(result_file: Path) -> list[str]:
     return ["Figures from the same run: " + ", ".join(f"[{p.stem}]({rel}/{p.name})" for p in pngs), ""]
 
 
+def _host_ops_section(entries: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """Top-level ATen ops of one HamJEPA objective forward + backward (``benchmarks/bench_objective_ops.py``)."""
+    out = ["## Objective host ops (CPU)", ""]
+    if not entries:
+        return [*out, "Not measured yet (`python benchmarks/bench_objective_ops.py --out ...`).", ""]
+    out += [
+        "Top-level `aten::` ops dispatched by one objective forward + backward at the shipped CIFAR config",
+        "(each costs ~5-10 us of host time on a GPU; the count does not depend on the batch size). *Sync ops* =",
+        "`aten::item` / `aten::_local_scalar_dense` (host synchronisations).",
+        "",
+        "| commit | switches | forward | backward | total | sync ops | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f, d in sorted(entries, key=lambda e: -e[1]["total"]):
+        p = d["provenance"]
+        sync = ", ".join(f"{k} x{v}" for k, v in d["sync_ops"].items()) or "none"
+        switches = " ".join(d["overrides"]) or "defaults"
+        out.append(
+            f"| `{p['commit']}` | {switches} | {d['forward']} | {d['backward']} | {d['total']} | {sync} | `{f.name}` |"
+        )
+    out += ["", *(f"- `{f.name}`: {_prov(d['provenance'])}" for f, d in entries), ""]
+    out += [
+        "`predictor.force=autograd objective.logdet_method=exact` = the reference formulations (double backward,",
+        "`slogdet` + `eigvalsh`); a commit from before those switches existed was measured by running the script",
+        "with `PYTHONPATH` pointing at that commit's `src/`.",
+        "",
+    ]
+    return out
+
+
 def render(files: list[Path]) -> str:
     by_kind: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for f in sorted(files):
@@ -93,6 +123,9 @@ def render(files: list[Path]) -> str:
             "`benchmarks/gpu_session.sh` produces them."
         )
         out.append("")
+    else:
+        out += ["Not measured yet on a GPU (`hamjepa bench CONFIG` prints and writes these numbers).", ""]
+    out += _host_ops_section(by_kind.get("host_ops", []))
     out += ["## Dynamics benchmark: JEPA vs BiJEPA vs HamJEPA (CPU)", ""]
     for f, d in by_kind.get("reproduce_dynamics", []):
         table = d["table_md"].split("\n", 1)[1] if d["table_md"].startswith("# ") else d["table_md"]

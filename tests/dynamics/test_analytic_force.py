@@ -130,3 +130,21 @@ def test_unknown_force_and_activation_are_rejected() -> None:
     ham.residual[1] = nn.GELU(approximate="tanh")
     with pytest.raises(ValueError, match="no closed-form derivative"):
         ham.grad_V(torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "silu"])
+def test_forward_mode_jvp_matches_the_autograd_force(activation: str) -> None:
+    import torch.autograd.forward_ad as fwAD
+
+    torch.manual_seed(2)
+    kwargs = {"dt": 0.3, "hidden_dim": 16, "residual_scale": 0.5, "activation": activation}
+    fast = HamiltonianPredictor(D, **kwargs).double()
+    slow = HamiltonianPredictor(D, force="autograd", **kwargs).double()
+    slow.load_state_dict(fast.state_dict())
+    z, tangent = torch.randn(4, D, dtype=torch.float64), torch.randn(4, D, dtype=torch.float64)
+    results = []
+    for pred in (fast, slow):
+        with torch.enable_grad(), fwAD.dual_level():
+            out = pred(fwAD.make_dual(z.clone().requires_grad_(True), tangent), -1)
+            results.append(fwAD.unpack_dual(out).tangent.detach())
+    assert _relative_error(results[0], results[1]) < 1e-12

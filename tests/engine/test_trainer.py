@@ -35,13 +35,31 @@ def test_non_finite_loss_stops_with_step_and_terms_and_keeps_last_good_checkpoin
         return out
 
     trainer.objective.forward = poisoned  # type: ignore[method-assign]
-    with pytest.raises(NonFiniteLossError, match=r"step 6 \(epoch 2\).*pred=inf"):
+    with pytest.raises(NonFiniteLossError, match=r"step 6 \(epoch 2\).*pred=inf") as exc:
         trainer.fit()
+    assert "The last good checkpoint is" in str(exc.value) and "last.pt (epoch 1, step 4)" in str(exc.value)
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["step"] == 4  # the end of epoch 1, not the poisoned state
     assert all(torch.isfinite(t).all() for t in state["encoder"].values() if t.is_floating_point())
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["kind"] == "error" and rows[-1]["step"] == 6
+
+
+def test_non_finite_loss_in_the_first_epoch_says_that_nothing_was_saved(tmp_path: Path, tiny_data: Path) -> None:
+    cfg = tiny_config("cifar100_sigreg", tiny_data, **{"train.epochs": 2, "train.log_every": 2})
+    trainer = Trainer(cfg, run_dir=tmp_path / "run")
+    original = trainer.objective.forward
+
+    def poisoned(z: torch.Tensor, *, step: int, z_target: torch.Tensor | None = None) -> ObjectiveOutput:
+        out = original(z, step=step, z_target=z_target)
+        return ObjectiveOutput(out.loss * float("nan"), out.terms) if step == 0 else out
+
+    trainer.objective.forward = poisoned  # type: ignore[method-assign]
+    with pytest.raises(NonFiniteLossError, match=r"step 1 \(epoch 1\)") as exc:
+        trainer.fit()
+    message = str(exc.value)
+    assert "No checkpoint was saved" in message and "last good checkpoint" not in message
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
 def test_predictor_gets_its_own_lr_group_and_clipping_choice(tmp_path: Path, tiny_data: Path) -> None:

@@ -89,6 +89,10 @@ class PredictorConfig:
     hidden_dim: int = 256
     depth: int = 2
     activation: Literal["gelu", "relu", "silu"] = "gelu"
+    force: Literal["analytic", "autograd"] = "analytic"
+    """Residual force of the separable Hamiltonian: ``analytic`` (closed-form MLP gradient with a closed-form
+    backward; no double backward) or ``autograd`` (``autograd.grad(create_graph=True)``, the reference
+    formulation, for checking). Same values to round-off; the other families ignore it."""
     integrate_fp32: bool = True
     learn_dt: bool = False
     """Refused: a learnable step collapses to dt=0 (spec C.3)."""

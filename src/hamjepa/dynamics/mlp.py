@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -119,73 +120,111 @@ class _AnalyticForce(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, q: Tensor, kinds: tuple[str, ...], beta: float, scale: float, *params: Tensor) -> Tensor:
-        *hidden, w_out = params
-        weights, biases = hidden[0::2], hidden[1::2]
-        h = q
-        inputs, pres, slopes, auxes = [], [], [], []
-        for i, (weight, bias, kind) in enumerate(zip(weights, biases, kinds, strict=True)):
-            inputs.append(h)
-            pre = F.linear(h, weight, bias)
-            value, slope, aux = _activation_parts(kind, pre, need_value=i < len(kinds) - 1)
-            pres.append(pre)
-            slopes.append(slope)
-            auxes.append(aux)
-            if value is not None:
-                h = value
-        deltas = [w_out * slopes[-1]]  # D_L, then D_{L-1} .. D_1 (prepended)
-        back_props = []  # D_i W_i for i = L .. 2 (what D_{i-1} multiplies act'(A_{i-1}) by)
-        for weight, slope in zip(reversed(weights[1:]), reversed(slopes[:-1]), strict=True):
-            prop = deltas[0] @ weight
-            back_props.insert(0, prop)
-            deltas.insert(0, prop * slope)
-        ctx.kinds, ctx.beta, ctx.scale, ctx.depth = kinds, beta, scale, len(weights)
-        ctx.save_for_backward(w_out, *weights, *inputs, *pres, *auxes, *slopes, *deltas, *back_props)
-        return torch.addmm(q, deltas[0], weights[0], beta=beta, alpha=scale)
+        return _force_forward(ctx, q, kinds, beta, scale, params, jvp=False)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        depth = ctx.depth
-        w_out, *rest = ctx.saved_tensors
-        weights, inputs, pres, auxes, slopes, deltas = (rest[j * depth : (j + 1) * depth] for j in range(6))
-        back_props = rest[6 * depth :]
-        curv_second = [_second_derivative(*args) for args in zip(ctx.kinds, pres, auxes, strict=True)]
-        u = grad * ctx.scale
-        # Forward-mode tangents along u: dA_1 = u W_1^T, dH_i = act'(A_i) dA_i, dA_{i+1} = dH_i W_{i+1}^T.
-        tangents_in = [u]  # dH_0 .. dH_{L-1}
-        tangents_pre = []  # dA_1 .. dA_L
-        for i, weight in enumerate(weights):
-            d_pre = F.linear(tangents_in[i], weight)
-            tangents_pre.append(d_pre)
-            if i < depth - 1:
-                tangents_in.append(d_pre * slopes[i])
-        grad_w_out = (tangents_pre[-1] * slopes[-1]).sum(0, keepdim=True)
-        # Adjoint of the primal pre-activations A_i (through act'(A_i) and, below, through H_i = act(A_i)).
-        second = curv_second[-1]
-        adj_pre = None if second is None else tangents_pre[-1] * (w_out * second)
-        grad_weights: list[Tensor] = [grad] * depth  # placeholders, all overwritten
-        grad_biases: list[Tensor | None] = [None] * depth
-        for i in range(depth - 1, -1, -1):
+    def backward(ctx: Any, grad: Tensor | None) -> tuple[Tensor | None, ...]:
+        if grad is None:
+            return (None,) * (4 + 2 * ctx.depth + 1)
+        grad_q, params = _force_vjp(ctx, grad, need_params=True)
+        return (grad_q, None, None, None, *params)
+
+
+class _AnalyticForceWithJvp(_AnalyticForce):
+    """:class:`_AnalyticForce` plus forward-mode AD (used only inside a ``forward_ad.dual_level``: dynamo
+    cannot trace Functions that define ``jvp``, so the training path uses the plain class)."""
+
+    @staticmethod
+    def forward(ctx: Any, q: Tensor, kinds: tuple[str, ...], beta: float, scale: float, *params: Tensor) -> Tensor:
+        return _force_forward(ctx, q, kinds, beta, scale, params, jvp=True)
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: Tensor | None, _kinds: None, _beta: None, _scale: None, *param_tangents: Any) -> Tensor:
+        """Forward-mode derivative along ``q`` (the Jacobian ``beta I + scale Hess f`` is symmetric)."""
+        if any(t is not None for t in param_tangents):
+            raise NotImplementedError("analytic force: forward-mode AD w.r.t. the MLP parameters; use force='autograd'")
+        if tangent is None:
+            raise NotImplementedError("analytic force: forward-mode AD needs a tangent for q")
+        grad_q, _ = _force_vjp(ctx, tangent, need_params=False)
+        return grad_q
+
+
+def _force_forward(
+    ctx: Any, q: Tensor, kinds: tuple[str, ...], beta: float, scale: float, params: tuple[Tensor, ...], *, jvp: bool
+) -> Tensor:
+    """The forward of the analytic force Functions (``jvp``: also keep the tensors for forward-mode AD)."""
+    *hidden, w_out = params
+    weights, biases = hidden[0::2], hidden[1::2]
+    h = q
+    inputs, pres, slopes, auxes = [], [], [], []
+    for i, (weight, bias, kind) in enumerate(zip(weights, biases, kinds, strict=True)):
+        inputs.append(h)
+        pre = F.linear(h, weight, bias)
+        value, slope, aux = _activation_parts(kind, pre, need_value=i < len(kinds) - 1)
+        pres.append(pre)
+        slopes.append(slope)
+        auxes.append(aux)
+        if value is not None:
+            h = value
+    deltas = [w_out * slopes[-1]]  # D_L, then D_{L-1} .. D_1 (prepended)
+    back_props = []  # D_i W_i for i = L .. 2 (what D_{i-1} multiplies act'(A_{i-1}) by)
+    for weight, slope in zip(reversed(weights[1:]), reversed(slopes[:-1]), strict=True):
+        prop = deltas[0] @ weight
+        back_props.insert(0, prop)
+        deltas.insert(0, prop * slope)
+    ctx.kinds, ctx.beta, ctx.scale, ctx.depth = kinds, beta, scale, len(weights)
+    saved = (w_out, *weights, *inputs, *pres, *auxes, *slopes, *deltas, *back_props)
+    ctx.save_for_backward(*saved)
+    if jvp:
+        ctx.save_for_forward(*saved)
+    ctx.set_materialize_grads(False)  # absent tangents / gradients arrive as None, not as zeros
+    return torch.addmm(q, deltas[0], weights[0], beta=beta, alpha=scale)
+
+
+def _force_vjp(ctx: Any, grad: Tensor, *, need_params: bool) -> tuple[Tensor, list[Tensor | None]]:
+    """``(d<grad, F>/dq, [dW_1, db_1, .., dW_L, db_L, dw_out])`` from what the forward saved."""
+    depth = ctx.depth
+    w_out, *rest = ctx.saved_tensors
+    weights, inputs, pres, auxes, slopes, deltas = (rest[j * depth : (j + 1) * depth] for j in range(6))
+    back_props = rest[6 * depth :]
+    curv_second = [_second_derivative(*args) for args in zip(ctx.kinds, pres, auxes, strict=True)]
+    u = grad * ctx.scale
+    # Forward-mode tangents along u: dA_1 = u W_1^T, dH_i = act'(A_i) dA_i, dA_{i+1} = dH_i W_{i+1}^T.
+    tangents_in = [u]  # dH_0 .. dH_{L-1}
+    tangents_pre = []  # dA_1 .. dA_L
+    for i, weight in enumerate(weights):
+        d_pre = F.linear(tangents_in[i], weight)
+        tangents_pre.append(d_pre)
+        if i < depth - 1:
+            tangents_in.append(d_pre * slopes[i])
+    # Adjoint of the primal pre-activations A_i (through act'(A_i) and, below, through H_i = act(A_i)).
+    second = curv_second[-1]
+    adj_pre = None if second is None else tangents_pre[-1] * (w_out * second)
+    params: list[Tensor | None] = [None] * (2 * depth) + [None]
+    if need_params:
+        params[-1] = (tangents_pre[-1] * slopes[-1]).sum(0, keepdim=True)
+    for i in range(depth - 1, -1, -1):
+        if need_params:  # dW_i = D_i^T dH_{i-1} + adj(A_i)^T H_{i-1}; db_i = sum adj(A_i)
             gw = deltas[i].t() @ tangents_in[i]
             if adj_pre is not None:
                 gw = torch.addmm(gw, adj_pre.t(), inputs[i])
-                grad_biases[i] = adj_pre.sum(0)
-            grad_weights[i] = gw
-            if i == 0:
-                break
-            adj_in = None if adj_pre is None else adj_pre @ weights[i]  # adjoint of H_{i-1}
-            second = curv_second[i - 1]
-            curvature = None if second is None else back_props[i - 1] * second
-            parts = []
-            if adj_in is not None:
-                parts.append(adj_in * slopes[i - 1])
-            if curvature is not None:
-                parts.append(curvature * tangents_pre[i - 1])
-            adj_pre = None if not parts else (parts[0] if len(parts) == 1 else parts[0] + parts[1])
-        grad_q = grad * ctx.beta if adj_pre is None else torch.addmm(grad, adj_pre, weights[0], beta=ctx.beta)
-        params: list[Tensor | None] = []
-        for i in range(depth):
-            params += [grad_weights[i], grad_biases[i]]
-        return (grad_q, None, None, None, *params, grad_w_out)
+                params[2 * i + 1] = adj_pre.sum(0)
+            params[2 * i] = gw
+        if i == 0:
+            break
+        adj_in = None if adj_pre is None else adj_pre @ weights[i]  # adjoint of H_{i-1}
+        second = curv_second[i - 1]
+        curvature = None if second is None else back_props[i - 1] * second
+        if adj_in is not None and curvature is not None:
+            adj_pre = torch.addcmul(adj_in * slopes[i - 1], curvature, tangents_pre[i - 1])
+        elif adj_in is not None:
+            adj_pre = adj_in * slopes[i - 1]
+        elif curvature is not None:
+            adj_pre = curvature * tangents_pre[i - 1]
+        else:
+            adj_pre = None
+    grad_q = grad * ctx.beta if adj_pre is None else torch.addmm(grad, adj_pre, weights[0], beta=ctx.beta)
+    return grad_q, params
 
 
 def analytic_force(mlp: nn.Sequential, q: Tensor, *, beta: float, scale: float) -> Tensor:
@@ -199,6 +238,8 @@ def analytic_force(mlp: nn.Sequential, q: Tensor, *, beta: float, scale: float) 
     params: list[Tensor] = []
     for linear in linears:
         params += [linear.weight, linear.bias]
+    function = _AnalyticForceWithJvp if forward_ad._current_level >= 0 else _AnalyticForce
+    if q.ndim == 2:
+        return function.apply(q, kinds, float(beta), float(scale), *params, last.weight)
     flat = q.reshape(-1, q.shape[-1])
-    out = _AnalyticForce.apply(flat, kinds, float(beta), float(scale), *params, last.weight)
-    return out.reshape(q.shape)
+    return function.apply(flat, kinds, float(beta), float(scale), *params, last.weight).reshape(q.shape)

@@ -51,6 +51,27 @@ def _check_matrix(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} must be a 2-D tensor [n, m] (samples, features), got {shape}")
 
 
+class ColumnMoments(NamedTuple):
+    """Global (all-reduced) column statistics of a matrix ``X [n, m]``: ``sum [m]``, ``sum_sq [m]``
+    (sum of squares) and the row count ``n`` (0-d). One all-reduce serves every regulariser that needs them."""
+
+    sum: Tensor
+    sum_sq: Tensor
+    n: Tensor
+
+    def columns(self, start: int, stop: int) -> ColumnMoments:
+        """The moments of the columns ``start:stop`` (e.g. the q or p half)."""
+        return ColumnMoments(self.sum[start:stop], self.sum_sq[start:stop], self.n)
+
+
+def column_moments(x: Tensor) -> ColumnMoments:
+    """:class:`ColumnMoments` of the local rows ``x [n, m]`` summed over ranks (autograd-aware)."""
+    _check_matrix(x, "x")
+    m = x.shape[1]
+    s = all_reduce_sum(torch.cat([x.sum(0), x.square().sum(0), x.new_full((1,), float(x.shape[0]))]))
+    return ColumnMoments(s[:m], s[m : 2 * m], s[-1].detach())  # a count: no gradient to carry
+
+
 class BudgetOutput(NamedTuple):
     """``loss`` 0-d; ``q2``, ``p2``: global mean second moments of q and p (0-d, attached to the graph)."""
 
@@ -78,18 +99,12 @@ class ScaleBudget(nn.Module):
         """Args: q ``[n, d_q]``, p ``[n, d_p]`` (any float dtype; computed in fp32)."""
         _check_matrix(q, "q")
         _check_matrix(p, "p")
-        q, p = upcast(q), upcast(p)
-        local = torch.stack(
-            [
-                q.square().sum(),
-                p.square().sum(),
-                q.new_full((), float(q.numel())),
-                q.new_full((), float(p.numel())),
-            ]
-        )
-        s = all_reduce_sum(local)
-        q2 = s[0] / s[2]
-        p2 = s[1] / s[3]
+        return self.from_moments(column_moments(upcast(q)), column_moments(upcast(p)))
+
+    def from_moments(self, q: ColumnMoments, p: ColumnMoments) -> BudgetOutput:
+        """The budget from the global column moments of Q and P (see :func:`column_moments`)."""
+        q2 = q.sum_sq.sum() / (q.n * q.sum_sq.shape[0])
+        p2 = p.sum_sq.sum() / (p.n * p.sum_sq.shape[0])
         loss = (q2 - self.target_q).square() + (p2 - self.target_p).square()
         return BudgetOutput(loss, q2, p2)
 
@@ -125,14 +140,14 @@ class VarianceFloor(nn.Module):
     def forward(self, x: Tensor) -> VarianceFloorOutput:
         """Args: x ``[n, m]`` (local rows; computed in fp32)."""
         _check_matrix(x, "x")
-        x = upcast(x)
-        m = x.shape[1]
-        local = torch.cat([x.sum(0), x.square().sum(0), x.new_full((1,), float(x.shape[0]))])
-        s = all_reduce_sum(local)
-        n = s[-1]
+        return self.from_moments(column_moments(upcast(x)))
+
+    def from_moments(self, moments: ColumnMoments) -> VarianceFloorOutput:
+        """The floor from the global column moments of ``X`` (see :func:`column_moments`)."""
+        n = moments.n
         n_safe = n.clamp_min(1.0)
-        mean = s[:m] / n_safe
-        var = (s[m : 2 * m] / n_safe - mean.square()).clamp_min(0.0)
+        mean = moments.sum / n_safe
+        var = (moments.sum_sq / n_safe - mean.square()).clamp_min(0.0)
         std = torch.sqrt(var + self.eps)
         loss = apply_hinge(self.gamma - std, self.hinge).mean()
         loss = torch.where(n >= 2, loss, torch.zeros_like(loss))
@@ -285,7 +300,7 @@ class ProjectedLogDetFloor(nn.Module):
         hinge: Hinge = "squared",
         seed: int = 0,
         method: SpectralMethod = "sync_free",
-        power_squarings: int = 12,
+        power_squarings: int = 9,
     ) -> None:
         super().__init__()
         if method not in SPECTRAL_METHODS:
@@ -327,6 +342,10 @@ class ProjectedLogDetFloor(nn.Module):
         self._projection: Tensor | None = None
         self._projection_key: tuple[Any, ...] | None = None
         self._prepared: tuple[int, int, Tensor | None] | None = None  # (d, n_local, R) from prepare()
+        self._hinge_key: tuple[Any, ...] | None = None
+        self._hinge_table = torch.zeros(3, 3)
+        self._ridge_key: tuple[Any, ...] | None = None
+        self._ridge_matrix = torch.zeros(0, 0)
 
     @property
     def projection(self) -> Tensor | None:
@@ -368,8 +387,10 @@ class ProjectedLogDetFloor(nn.Module):
         """
         self._prepared = (d, n_local, self._next_projection(d, n_local, device))
 
-    def forward(self, x: Tensor, *, prepared: bool = False) -> LogDetFloorOutput:
-        """Args: x ``[n, d]`` local rows (computed in fp32); prepared: use the projection of :meth:`prepare`."""
+    def forward(self, x: Tensor, moments: ColumnMoments | None = None, *, prepared: bool = False) -> LogDetFloorOutput:
+        """Args: x ``[n, d]`` local rows (computed in fp32); ``moments``: its global column moments when
+        the caller already has them (:func:`column_moments`; only ``sum`` and ``n`` are used); ``prepared``:
+        use the projection fetched by :meth:`prepare` (compiled steps) instead of counting this call here."""
         _check_matrix(x, "x")
         x = upcast(x)
         n_local, d = x.shape
@@ -385,13 +406,18 @@ class ProjectedLogDetFloor(nn.Module):
             return LogDetFloorOutput(zero, zero, zero, zero, status)
         k = proj.shape[1]
 
-        col = all_reduce_sum(torch.cat([x.sum(0), x.new_full((1,), float(n_local))]))
-        n = col[-1]
-        y = (x - col[:-1] / n) @ proj.to(x.dtype)  # [n_local, k]
+        if moments is None:
+            col = all_reduce_sum(torch.cat([x.sum(0), x.new_full((1,), float(n_local))]))
+            col_sum, n = col[:-1], col[-1].detach()
+        else:
+            col_sum, n = moments.sum, moments.n
+        if proj.dtype != x.dtype:
+            proj = proj.to(x.dtype)
+        y = (x - col_sum / n) @ proj  # [n_local, k]
         stats = all_reduce_sum(torch.cat([y.sum(0), (y.T @ y).reshape(-1)]))
         ybar = stats[:k] / n
         cov = (stats[k:].reshape(k, k) - n * torch.outer(ybar, ybar)) / (n - 1)
-        cov = 0.5 * (cov + cov.T) + self.eps * torch.eye(k, device=x.device, dtype=x.dtype)
+        cov = 0.5 * (cov + cov.T) + self._ridge(k, x)
 
         info = None
         if self.method == "sync_free":
@@ -411,12 +437,36 @@ class ProjectedLogDetFloor(nn.Module):
             eig = torch.linalg.eigvalsh(cov)
             eigmax = eig[-1] / (eig.sum() + 1e-12)
 
-        loss = apply_hinge(self.floor - logdet, self.hinge)
-        if self.pr_floor is not None:
-            loss = loss + self.pr_weight * apply_hinge(self.pr_floor - pr_norm, self.hinge)
-        if self.eigmax_ceiling is not None:
-            loss = loss + self.eigmax_weight * apply_hinge(eigmax - self.eigmax_ceiling, self.hinge)
+        sign, offset, weight = self._hinge_constants(x).unbind()
+        excess = torch.stack([logdet, pr_norm, eigmax]) * sign + offset  # floor - logdet, pr_floor - PR, e - ceil
+        loss = (apply_hinge(excess, self.hinge) * weight).sum()
         return LogDetFloorOutput(loss, logdet, pr_norm, eigmax, info)
+
+    def _hinge_constants(self, x: Tensor) -> Tensor:
+        """``[3, 3]`` rows (sign, offset, weight) of the three hinges; an unconfigured term has weight 0."""
+        key = (x.device, x.dtype)
+        if self._hinge_key != key:
+            pr_on, em_on = self.pr_floor is not None, self.eigmax_ceiling is not None
+            rows = [
+                [-1.0, -1.0, 1.0],
+                [self.floor, self.pr_floor or 0.0, -(self.eigmax_ceiling or 0.0)],
+                [1.0, self.pr_weight if pr_on else 0.0, self.eigmax_weight if em_on else 0.0],
+            ]
+            table = x.new_empty(3, 3)
+            for i, row in enumerate(rows):  # filled on the device (once): no host-to-device copy
+                for j, value in enumerate(row):
+                    table[i, j] = value
+            self._hinge_table = table
+            self._hinge_key = key
+        return self._hinge_table
+
+    def _ridge(self, k: int, x: Tensor) -> Tensor:
+        """``eps * I_k`` (cached per size, device and dtype)."""
+        key = (k, x.device, x.dtype)
+        if self._ridge_key != key:
+            self._ridge_matrix = self.eps * torch.eye(k, device=x.device, dtype=x.dtype)
+            self._ridge_key = key
+        return self._ridge_matrix
 
     def extra_repr(self) -> str:
         return (
@@ -440,7 +490,9 @@ class MeanPenalty(nn.Module):
     def forward(self, z: Tensor) -> MeanPenaltyOutput:
         """Args: z ``[n, m]`` local rows (all coordinates, q and p)."""
         _check_matrix(z, "z")
-        z = upcast(z)
-        s = all_reduce_sum(torch.cat([z.sum(0), z.new_full((1,), float(z.shape[0]))]))
-        mean = s[:-1] / s[-1].clamp_min(1.0)
+        return self.from_moments(column_moments(upcast(z)))
+
+    def from_moments(self, moments: ColumnMoments) -> MeanPenaltyOutput:
+        """The penalty from the global column moments of ``Z`` (see :func:`column_moments`)."""
+        mean = moments.sum / moments.n.clamp_min(1.0)
         return MeanPenaltyOutput(mean.square().mean(), mean)
