@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The GPU checks of issue "Reproduce the paper on real CIFAR-100" as one prepared script for the device tool.
-# Expects CIFAR-100 staged as in DEVELOPERS.md (.gpu-data/a with train_a.webp test.webp labels.npz unpack.py,
-# .gpu-data/b with train_b.webp) and writes JSON results under $OUT (default benchmarks/results).
-#   STAGE=bench       throughput of HamJEPA and SIGReg + encoder floor (a few minutes)
-#   STAGE=reproduce   30-epoch HamJEPA + SIGReg (+ evaluation), seed 0
+# The GPU checks as one prepared script for the device tool, in two device calls (each carry < 64 MiB):
+#   call 1: STAGE=stage_a  carry .gpu-data/a (train_a.webp test.webp labels.npz unpack.py); copies it to $HOME.
+#   call 2: STAGE=bench    carry .gpu-data/b (train_b.webp); unpacks CIFAR-100 to $HOME/cifar100.npz with
+#                          `python3 unpack.py $HOME/cifar100.npz --src DIR`, then benches HamJEPA and SIGReg,
+#                          each with train.step=eager and train.step=compiled (--profile), writing every JSON
+#                          to $OUT as soon as it exists.
+#   (or STAGE=reproduce in call 2: 30-epoch HamJEPA + SIGReg (+ evaluation), seed 0)
+# Make call 2 right after call 1: the machine keeps $HOME only while it stays warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
@@ -11,23 +14,42 @@ mkdir -p "$OUT"
 # Run from the source tree (no install needed; the device machine has no network for build dependencies).
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 hamjepa() { python3 -m hamjepa "$@"; }
-NPZ=/root/cifar100.npz
-if [ ! -f "$NPZ" ]; then
-  mkdir -p /root/cifar-src && cp .gpu-data/a/* .gpu-data/b/* /root/cifar-src/
-  python3 /root/cifar-src/unpack.py "$NPZ" --src /root/cifar-src
-fi
+SRC="$HOME/cifar-src"
+NPZ="$HOME/cifar100.npz"
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+unpack() {
+  if [ ! -f "$NPZ" ]; then
+    [ -f "$SRC/unpack.py" ] || { echo "error: $SRC/unpack.py missing; run STAGE=stage_a first" >&2; exit 2; }
+    cp .gpu-data/b/* "$SRC/"
+    python3 "$SRC/unpack.py" "$NPZ" --src "$SRC"
+  fi
+}
+
 case "${STAGE:-bench}" in
+  stage_a)
+    mkdir -p "$SRC" && cp .gpu-data/a/* "$SRC/"
+    ls -l "$SRC"
+    ;;
   bench)
+    unpack
     for cfg in cifar100_hamjepa cifar100_sigreg; do
-      hamjepa bench "configs/$cfg.yaml" "data.path=$NPZ" --steps 40 --warmup 15 --out "$OUT/bench_${cfg}_${COMMIT}.json"
-      hamjepa bench "configs/$cfg.yaml" "data.path=$NPZ" model.compile=true --steps 40 --warmup 25 \
-        --out "$OUT/bench_${cfg}_compile_${COMMIT}.json" || echo "compile failed for $cfg"
+      for step in eager compiled; do
+        warm=15
+        [ "$step" = compiled ] && warm=25
+        hamjepa bench "configs/$cfg.yaml" "data.path=$NPZ" "train.step=$step" --steps 40 --warmup "$warm" --profile \
+          --out "$OUT/bench_${cfg}_${step}_${COMMIT}.json" || echo "bench failed: $cfg train.step=$step"
+      done
     done
     ;;
   reproduce)
+    unpack
     hamjepa reproduce cifar100 --data "$NPZ" --epochs "${EPOCHS:-30}" --seeds ${SEEDS:-0} \
-      --methods ${METHODS:-hamjepa sigreg} --out /root/repro train.progress=false
-    cp /root/repro/table.json "$OUT/reproduce_cifar100_e${EPOCHS:-30}_${COMMIT}.json"
+      --methods ${METHODS:-hamjepa sigreg} --out "$HOME/repro" train.progress=false
+    cp "$HOME/repro/table.json" "$OUT/reproduce_cifar100_e${EPOCHS:-30}_${COMMIT}.json"
+    ;;
+  *)
+    echo "error: unknown STAGE=${STAGE}; use stage_a, bench or reproduce" >&2
+    exit 2
     ;;
 esac

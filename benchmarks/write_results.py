@@ -33,6 +33,36 @@ def _figures(result_file: Path) -> list[str]:
     return ["Figures from the same run: " + ", ".join(f"[{p.stem}]({rel}/{p.name})" for p in pngs), ""]
 
 
+def _host_ops_section(entries: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """Top-level ATen ops of one HamJEPA objective forward + backward (``benchmarks/bench_objective_ops.py``)."""
+    out = ["## Objective host ops (CPU)", ""]
+    if not entries:
+        return [*out, "Not measured yet (`python benchmarks/bench_objective_ops.py --out ...`).", ""]
+    out += [
+        "Top-level `aten::` ops dispatched by one objective forward + backward at the shipped CIFAR config",
+        "(each costs ~5-10 us of host time on a GPU; the count does not depend on the batch size). *Sync ops* =",
+        "`aten::item` / `aten::_local_scalar_dense` (host synchronisations).",
+        "",
+        "| commit | switches | forward | backward | total | sync ops | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f, d in sorted(entries, key=lambda e: -e[1]["total"]):
+        p = d["provenance"]
+        sync = ", ".join(f"{k} x{v}" for k, v in d["sync_ops"].items()) or "none"
+        switches = " ".join(d["overrides"]) or "defaults"
+        out.append(
+            f"| `{p['commit']}` | {switches} | {d['forward']} | {d['backward']} | {d['total']} | {sync} | `{f.name}` |"
+        )
+    out += ["", *(f"- `{f.name}`: {_prov(d['provenance'])}" for f, d in entries), ""]
+    out += [
+        "`predictor.force=autograd objective.logdet_method=exact` = the reference formulations (double backward,",
+        "`slogdet` + `eigvalsh`); a commit from before those switches existed was measured by running the script",
+        "with `PYTHONPATH` pointing at that commit's `src/`.",
+        "",
+    ]
+    return out
+
+
 def render(files: list[Path]) -> str:
     by_kind: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for f in sorted(files):
@@ -59,19 +89,43 @@ def render(files: list[Path]) -> str:
     out += ["## Training throughput", ""]
     if "bench" in by_kind:
         out += [
-            "| objective | device | precision | compile | s/epoch | views/s | encoder-only s/epoch | ratio | source |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "Host ops / syncs per step: `torch.profiler` counts of `hamjepa bench --profile`: top-level `aten::`",
+            "operators dispatched from Python outside compiled regions (after the slash: including the library",
+            "kernels a compiled region calls), and `aten::item` / `aten::_local_scalar_dense`. On a CPU the step is",
+            "compute-bound, so `train.step=compiled` removes host work, not time; CPU timings come from a shared",
+            "2-core machine and are noisy.",
+            "",
+            "| objective | device | batch | step | precision | s/epoch | views/s | encoder-only s/epoch | ratio "
+            "| host ops/step | host syncs/step | GPU busy | source |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f, d in by_kind["bench"]:
             p = d["provenance"]
+            step = d.get("step_mode", "eager") + (" + model.compile" if d.get("compile") else "")
+            ops = d.get("host_ops_outside_compiled_per_step")
+            ops_all = d.get("host_ops_per_step")
+            syncs = d.get("host_syncs_per_step")
+            busy = d.get("gpu_busy_fraction")
             out.append(
-                f"| {d['objective']} | {p['device']} | {d['precision']} | {d['compile']} | {d['s_per_epoch']:.2f} "
+                f"| {d['objective']} | {p['device']} | {d['config']['data']['batch_size']} | {step} "
+                f"| {d['precision']} | {d['s_per_epoch']:.2f} "
                 f"| {d['views_per_s']:.0f} | {d.get('encoder_s_per_epoch', float('nan')):.2f} "
-                f"| {d.get('ratio_to_encoder_floor', float('nan')):.2f} | `{f.name}` ({p['commit']}) |"
+                f"| {d.get('ratio_to_encoder_floor', float('nan')):.2f} "
+                f"| {'—' if ops is None else f'{ops:.0f} / {ops_all:.0f}'} "
+                f"| {'—' if syncs is None else f'{syncs:.0f}'} "
+                f"| {'—' if busy is None else f'{busy:.0%}'} | `{f.name}` ({p['commit']}) |"
             )
+        out.append("")
+        out += [f"- `{f.name}`: {_prov(d['provenance'])}" for f, d in by_kind["bench"]]
+        out.append("")
+        out.append(
+            "GPU figures: not measured (no GPU has been available to this project's sessions); "
+            "`benchmarks/gpu_session.sh` produces them."
+        )
         out.append("")
     else:
         out += ["Not measured yet on a GPU (`hamjepa bench CONFIG` prints and writes these numbers).", ""]
+    out += _host_ops_section(by_kind.get("host_ops", []))
     out += ["## Dynamics benchmark: JEPA vs BiJEPA vs HamJEPA (CPU)", ""]
     for f, d in by_kind.get("reproduce_dynamics", []):
         table = d["table_md"].split("\n", 1)[1] if d["table_md"].startswith("# ") else d["table_md"]

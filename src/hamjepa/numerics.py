@@ -13,4 +13,4 @@ from torch import Tensor
 
 def upcast(x: Tensor) -> Tensor:
     """``x`` in float32, or unchanged when it is already float64."""
-    return x if x.dtype == torch.float64 else x.float()
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()

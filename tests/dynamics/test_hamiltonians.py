@@ -12,6 +12,7 @@ from hamjepa.dynamics import (
     SeparableHamiltonian,
     autograd_partials,
     build_mlp,
+    hamiltonians,
 )
 
 
@@ -63,17 +64,20 @@ def test_grad_V_supports_double_backward_into_mlp_and_q() -> None:
             assert param.grad is not None and param.grad.abs().sum() > 0
 
 
-def test_zero_residual_scale_skips_the_mlp() -> None:
-    ham = _separable(residual_scale=0.0)
+@pytest.mark.parametrize("force", ["analytic", "autograd"])
+def test_zero_residual_scale_skips_the_mlp(force: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ham = _separable(residual_scale=0.0, force=force)
     calls = []
-    ham.residual.register_forward_hook(lambda *_: calls.append(1))
+    ham.residual.register_forward_hook(lambda *_: calls.append("mlp"))  # the autograd force evaluates f
+    real_force = hamiltonians.analytic_force
+    monkeypatch.setattr(hamiltonians, "analytic_force", lambda *a, **k: calls.append("analytic") or real_force(*a, **k))
     q = torch.randn(3, 4, dtype=torch.float64)
     assert torch.equal(ham.grad_V(q), 0.3 * q)
     torch.testing.assert_close(ham.potential(q), 0.15 * (q**2).sum(-1))
     assert calls == []
     ham.residual_scale = 0.25
     ham.grad_V(q)
-    assert calls == [1]
+    assert calls == (["analytic"] if force == "analytic" else ["mlp"])
 
 
 def test_residual_scale_is_a_plain_float_outside_the_state_dict() -> None:

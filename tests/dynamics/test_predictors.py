@@ -239,3 +239,15 @@ def test_wrong_width_and_mlp_bad_arguments() -> None:
         MLPPredictor(D, activation="elu")
     with pytest.raises(ValueError, match="dt"):
         MLPPredictor(D, dt=-0.1)
+
+
+@pytest.mark.parametrize("kind", ["hamiltonian", "mlp"])
+def test_per_row_directions_equal_separate_calls(kind: str) -> None:
+    torch.manual_seed(0)
+    pred = _ham_predictor() if kind == "hamiltonian" else MLPPredictor(D, dt=0.3, hidden_dim=16).double()
+    z = torch.randn(6, D, dtype=torch.float64)
+    signs = torch.tensor([1.0, 1.0, 1.0, -1.0, -1.0, -1.0], dtype=torch.float64)[:, None]
+    expected = torch.cat([pred(z[:3], 1), pred(z[3:], -1)])
+    torch.testing.assert_close(pred(z, signs), expected, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="per-row direction"):
+        pred(z, signs[:3])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from tests.objectives._objectives_testutils import make_hamiltonian_predictor, make_mlp_predictor
@@ -40,7 +42,7 @@ def test_total_is_weighted_sum_of_terms_and_terms_are_detached_scalars() -> None
     out = obj(z, step=0)
     expected_keys = {
         "pred", "budget", "var", "logdet", "mean", "total", "q2", "p2", "q_std_min", "pr_q", "pr_p",
-        "logdet_q", "logdet_p", "eigmax_q", "eigmax_p", "z_mean2",
+        "logdet_q", "logdet_p", "eigmax_q", "eigmax_p", "z_mean2", "cholesky_info_q", "cholesky_info_p",
     }  # fmt: skip
     assert set(out.terms) == expected_keys
     assert all(t.ndim == 0 and not t.requires_grad for t in out.terms.values())
@@ -235,3 +237,24 @@ def test_state_dict_round_trip_resumes_identically() -> None:
     resumed = _objective(logdet_refresh=4)
     resumed.load_state_dict(state)
     torch.testing.assert_close(resumed(z, step=0).loss, obj(z, step=0).loss, rtol=0, atol=0)
+
+
+def test_one_call_for_both_directions_equals_two_calls_in_float64() -> None:
+    class TwoCalls(torch.nn.Module):  # hides per_row_direction: the objective then calls once per direction
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+            self.residual_scale = inner.residual_scale
+
+        def forward(self, z: torch.Tensor, direction: int) -> torch.Tensor:
+            assert isinstance(direction, int)
+            return self.inner(z, direction)
+
+    z = _z().double().requires_grad_(True)
+    one = _objective(energy_weight=0.0).double()
+    two = HamJEPAObjective(predictor=TwoCalls(copy.deepcopy(one.predictor)), logdet_proj_dim=4).double()
+    out_one, out_two = one(z, step=0), two(z, step=0)
+    (g_one,) = torch.autograd.grad(out_one.loss, z)
+    (g_two,) = torch.autograd.grad(out_two.loss, z)
+    torch.testing.assert_close(out_one.terms["pred"], out_two.terms["pred"], rtol=1e-13, atol=0)
+    torch.testing.assert_close(g_one, g_two, rtol=1e-12, atol=1e-15)

@@ -89,6 +89,10 @@ class PredictorConfig:
     hidden_dim: int = 256
     depth: int = 2
     activation: Literal["gelu", "relu", "silu"] = "gelu"
+    force: Literal["analytic", "autograd"] = "analytic"
+    """Residual force of the separable Hamiltonian: ``analytic`` (closed-form MLP gradient with a closed-form
+    backward; no double backward) or ``autograd`` (``autograd.grad(create_graph=True)``, the reference
+    formulation, for checking). Same values to round-off; the other families ignore it."""
     integrate_fp32: bool = True
     learn_dt: bool = False
     """Refused: a learnable step collapses to dt=0 (spec C.3)."""
@@ -121,6 +125,14 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many optimiser steps in total (smoke tests, benchmarks); None = full run."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    step: Literal["eager", "compiled"] = "eager"
+    """How each training step runs. ``eager``: plain PyTorch, every operator dispatched from Python.
+    ``compiled``: augmentation, encoder, objective forward and backward, gradient clipping and AdamW run as one
+    ``torch.compile(fullgraph=True)`` graph (inductor; CUDA graphs on CUDA), with no host synchronisation; the
+    first steps pay for compilation. Same maths as ``eager`` (checkpoints are interchangeable). Needs
+    device-resident data (``data.source`` packed/torchvision), views of one size, one process (no torchrun), no
+    EMA target encoder (BiJEPA) and ``model.compile=false``; shapes are static (the last partial batch of an
+    epoch is dropped, as in every mode)."""
     precision: Literal["auto", "bf16", "fp32", "fp64"] = "auto"
     """``auto``: bf16 autocast on CUDA, fp32 on CPU. ``fp64`` runs the whole model in double precision (slow;
     for numerical checks such as exact distributed equivalence)."""

@@ -116,7 +116,36 @@ def check_combinations(cfg: Config) -> None:
             f"config: 'data.image_size' = {d.image_size} but the {d.dataset} augmentation preset makes {want} px "
             f"views (spec A.2); set data.image_size={want}."
         )
+    if cfg.train.step == "compiled":
+        check_compiled_step(cfg)
     if cfg.train.epochs < 1:
         raise ConfigError("config: 'train.epochs' must be >= 1.")
     if cfg.optim.warmup_epochs < 0 or not 0 <= cfg.optim.min_lr_ratio <= 1:
         raise ConfigError("config: 'optim.warmup_epochs' must be >= 0 and 'optim.min_lr_ratio' in [0, 1].")
+
+
+def check_compiled_step(cfg: Config) -> None:
+    """Refuse ``train.step=compiled`` where the step cannot be one static graph."""
+    d = cfg.data
+    if d.source == "folder":
+        raise ConfigError(
+            "config: 'train.step' = compiled needs device-resident data (data.source=packed or torchvision); "
+            "folder data is decoded by loader workers. Use train.step=eager."
+        )
+    if d.local_views > 0 and d.dataset != "cifar100":
+        raise ConfigError(
+            f"config: 'train.step' = compiled needs views of one size, but {d.dataset} local views are smaller "
+            "than global ones; set data.local_views=0 or train.step=eager."
+        )
+    from hamjepa.objectives.registry import get_objective_class
+
+    if getattr(get_objective_class(cfg.objective["name"]), "needs_target_encoder", False):
+        raise ConfigError(
+            f"config: 'train.step' = compiled does not support the EMA target encoder of objective "
+            f"'{cfg.objective['name']}'; use train.step=eager."
+        )
+    if cfg.model.compile:
+        raise ConfigError(
+            "config: 'model.compile' = true compiles the encoder alone; 'train.step' = compiled already compiles "
+            "the whole step. Set model.compile=false."
+        )

@@ -22,9 +22,11 @@ import torch
 from hamjepa.data import augment_ops as ops
 from hamjepa.data.augment_params import (
     AugmentSettings,
+    GroupDraws,
     GroupParams,
     ViewGroupSpec,
-    sample_group_params,
+    draw_group_uniforms,
+    group_params_from_draws,
 )
 
 CIFAR100_MEAN = (0.5071, 0.4867, 0.4408)
@@ -46,6 +48,30 @@ class AugmentParams:
     def select_images(self, start: int, stop: int) -> AugmentParams:
         """Parameters of images ``start:stop`` of the batch (all views)."""
         return AugmentParams([g.select_images(start, stop) for g in self.groups])
+
+
+@dataclass
+class AugmentDraws:
+    """The raw uniforms of every view group (global first, then local), see :class:`GroupDraws`."""
+
+    groups: list[GroupDraws]
+
+    def select_images(self, start: int, stop: int) -> AugmentDraws:
+        """Uniforms of images ``start:stop`` of the batch (all views)."""
+        return AugmentDraws([g.select_images(start, stop) for g in self.groups])
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every uniform tensor as one flat list (group by group)."""
+        return [t for g in self.groups for t in g.tensors()]
+
+    def with_tensors(self, tensors: list[torch.Tensor]) -> AugmentDraws:
+        """The same layout with the tensors of :meth:`tensors` replaced (e.g. by graph inputs)."""
+        out, start = [], 0
+        for g in self.groups:
+            n = len(g.tensors())
+            out.append(g.with_tensors(list(tensors[start : start + n])))
+            start += n
+        return AugmentDraws(out)
 
 
 def _check_prob(name: str, p: float) -> None:
@@ -166,9 +192,21 @@ class MultiViewAugment:
         """Draw all random parameters for a batch of ``batch_size`` images of size ``height x width``.
 
         Returns parameters on the generator's device; the draw depends only on the generator state.
+        Equals :meth:`params_from_draws` of :meth:`draw_uniforms`.
         """
+        return self.params_from_draws(self.draw_uniforms(batch_size, generator), height, width)
+
+    def draw_uniforms(self, batch_size: int, generator: torch.Generator) -> AugmentDraws:
+        """The random part of :meth:`sample_params`: every uniform for ``batch_size`` images, in draw order."""
+        return AugmentDraws([draw_group_uniforms(g, batch_size, generator) for g in self.groups])
+
+    def params_from_draws(self, draws: AugmentDraws, height: int, width: int) -> AugmentParams:
+        """The deterministic part of :meth:`sample_params` (pure tensor maths; traceable by ``torch.compile``)."""
         return AugmentParams(
-            [sample_group_params(g, self.settings, batch_size, height, width, generator) for g in self.groups]
+            [
+                group_params_from_draws(spec, self.settings, d, height, width)
+                for spec, d in zip(self.groups, draws.groups, strict=True)
+            ]
         )
 
     # ------------------------------------------------------------------ applying
@@ -209,10 +247,10 @@ class MultiViewAugment:
         x = torch.where(p.grayscale.reshape(-1, 1, 1, 1), ops.rgb_to_grayscale(x).expand_as(x), x)
         x = torch.where(p.blur.reshape(-1, 1, 1, 1), ops.gaussian_blur(x, p.sigma, self.blur_kernel), x)
         x = torch.where(p.solarize.reshape(-1, 1, 1, 1), ops.solarize(x), x)
-        mean, std = self._norm_tensors(x.device, x.dtype)
+        mean, std = self.norm_tensors(x.device, x.dtype)
         return ops.normalize(x, mean, std)
 
-    def _norm_tensors(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def norm_tensors(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """mean/std as ``[3]`` tensors on ``device``, cached (no host-to-device copy per step)."""
         key = (str(device), dtype)
         if key not in self._norm_cache:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from hamjepa.data.augment import AugmentParams, MultiViewAugment
+from hamjepa.data.augment import AugmentDraws, MultiViewAugment
 from hamjepa.data.seeding import TAG_AUGMENT, epoch_permutation, make_generator
 
 Views = torch.Tensor | list[torch.Tensor]
@@ -172,14 +172,17 @@ class DeviceResidentStream(StreamPosition):
             self._perm_epoch = epoch
         return self._perm
 
-    def params_for(self, epoch: int, step: int, global_batch: int) -> AugmentParams:
-        """Augmentation parameters of the whole global batch of ``(epoch, step)``."""
+    def draws_for(self, epoch: int, step: int, global_batch: int) -> AugmentDraws:
+        """The raw augmentation uniforms of the whole global batch of ``(epoch, step)``."""
         gen = make_generator(self.device, self.seed, epoch, step, TAG_AUGMENT)
-        _, _, h, w = self.images.shape
-        return self.augment.sample_params(global_batch, h, w, gen)
+        return self.augment.draw_uniforms(global_batch, gen)
 
-    def batch_at(self, epoch: int, step: int) -> tuple[Views, torch.Tensor]:
-        """This rank's ``(views, labels)`` of batch ``step`` of ``epoch`` (independent of history)."""
+    def raw_batch_at(self, epoch: int, step: int) -> tuple[torch.Tensor, AugmentDraws, torch.Tensor]:
+        """This rank's un-augmented batch: ``(uint8 images [b, 3, H, W], augmentation uniforms, labels [b])``.
+
+        ``augment.apply(images, augment.params_from_draws(draws, H, W))`` gives the views of
+        :meth:`batch_at`; the compiled training step does that inside its graph.
+        """
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must be in [0, {self.steps_per_epoch}), got {step}")
         perm = self._permutation(epoch)
@@ -188,13 +191,27 @@ class DeviceResidentStream(StreamPosition):
         gb = global_idx.shape[0]  # < batch_size only for the last batch with drop_last=False
         lb = gb // self.world_size
         idx = global_idx[self.rank * lb : (self.rank + 1) * lb]
-        params = self.params_for(epoch, step, gb).select_images(self.rank * lb, (self.rank + 1) * lb)
-        views = stack_views(self.augment.apply(self.images[idx], params))
-        return views, self.labels[idx]
+        draws = self.draws_for(epoch, step, gb).select_images(self.rank * lb, (self.rank + 1) * lb)
+        return self.images[idx], draws, self.labels[idx]
+
+    def batch_at(self, epoch: int, step: int) -> tuple[Views, torch.Tensor]:
+        """This rank's ``(views, labels)`` of batch ``step`` of ``epoch`` (independent of history)."""
+        images, draws, labels = self.raw_batch_at(epoch, step)
+        _, _, h, w = self.images.shape
+        views = stack_views(self.augment.apply(images, self.augment.params_from_draws(draws, h, w)))
+        return views, labels
 
     def __iter__(self) -> Iterator[tuple[Views, torch.Tensor]]:
         epoch = self.epoch
         for step in range(self.position, self.steps_per_epoch):
             batch = self.batch_at(epoch, step)
+            self.position = step + 1
+            yield batch
+
+    def raw_batches(self) -> Iterator[tuple[torch.Tensor, AugmentDraws, torch.Tensor]]:
+        """Like iterating the stream, but yields :meth:`raw_batch_at` (augmentation left to the caller)."""
+        epoch = self.epoch
+        for step in range(self.position, self.steps_per_epoch):
+            batch = self.raw_batch_at(epoch, step)
             self.position = step + 1
             yield batch

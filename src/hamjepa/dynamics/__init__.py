@@ -1,6 +1,7 @@
 """Hamiltonians, integrators and latent predictors (spec sections C and F)."""
 
 from hamjepa.dynamics.hamiltonians import (
+    FORCES,
     Hamiltonian,
     LearnableHamiltonian,
     QuadraticHamiltonian,
@@ -16,11 +17,12 @@ from hamjepa.dynamics.integrators import (
     symplectic_euler,
     vector_field,
 )
-from hamjepa.dynamics.mlp import ACTIVATIONS, build_mlp
+from hamjepa.dynamics.mlp import ACTIVATIONS, analytic_force, build_mlp
 from hamjepa.dynamics.predictors import HAMILTONIANS, HamiltonianPredictor, MLPPredictor
 
 __all__ = [
     "ACTIVATIONS",
+    "FORCES",
     "HAMILTONIANS",
     "INTEGRATORS",
     "Hamiltonian",
@@ -29,6 +31,7 @@ __all__ = [
     "MLPPredictor",
     "QuadraticHamiltonian",
     "SeparableHamiltonian",
+    "analytic_force",
     "autograd_partials",
     "build_mlp",
     "explicit_euler",

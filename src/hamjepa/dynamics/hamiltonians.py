@@ -5,10 +5,15 @@ per-sample energy ``[...]`` (a sum over the coordinates, not a mean). Separable 
 (``separable = True``) also provide ``grad_V(q)`` and ``grad_T(p)``, which the separable leapfrog uses
 instead of autograd on ``H``.
 
-Autograd conventions for ``grad_V``: with grad mode on, the returned force is part of the autograd graph
-(``create_graph=True``), so a loss on the integrated state back-propagates into the potential's parameters
-and, through the Hessian-vector products, into ``q``. Under ``torch.no_grad()`` the gradient is computed
-with grad enabled locally on a detached copy and the result carries no graph.
+Autograd conventions for ``grad_V``: with grad mode on, the returned force is part of the autograd graph,
+so a loss on the integrated state back-propagates into the potential's parameters and into ``q``. The
+separable family computes the residual's force either in closed form (``force="analytic"``, the default:
+a hand-written back-propagation through the MLP with a closed-form backward, see
+:func:`~hamjepa.dynamics.mlp.analytic_force`, so training runs no double backward) or by
+``torch.autograd.grad(..., create_graph=True)`` (``force="autograd"``, the reference formulation; training
+then runs a double backward). Both give the
+same force (to round-off) and the same training gradients. Under ``torch.no_grad()`` either result
+carries no graph (the autograd force enables grad locally on a detached copy).
 """
 
 from __future__ import annotations
@@ -19,15 +24,31 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from hamjepa.dynamics.mlp import build_mlp
+from hamjepa.dynamics.mlp import analytic_force, build_mlp
 
 __all__ = [
+    "FORCES",
     "Hamiltonian",
     "LearnableHamiltonian",
     "QuadraticHamiltonian",
     "SeparableHamiltonian",
     "autograd_partials",
 ]
+
+
+FORCES = ("analytic", "autograd")
+"""How :class:`SeparableHamiltonian` evaluates the residual's force ``grad f(q)``: ``analytic`` (closed-form
+back-propagation through the MLP; default) or ``autograd`` (``autograd.grad`` with ``create_graph=True``)."""
+
+
+def check_force(owner: str, force: str) -> str:
+    """Validate a force mode name (one of :data:`FORCES`)."""
+    if force not in FORCES:
+        raise ValueError(
+            f"{owner}: unknown force={force!r}; valid: {', '.join(FORCES)} "
+            "(analytic = closed-form MLP gradient, autograd = create_graph autograd)"
+        )
+    return force
 
 
 def _check_scale(name: str, value: float) -> float:
@@ -132,9 +153,17 @@ class QuadraticHamiltonian(Hamiltonian):
 
 
 class _ResidualScaled:
-    """A validated, settable ``residual_scale`` (plain float, not in the state dict) for learned residuals."""
+    """A validated, settable ``residual_scale`` (plain float, not in the state dict) for learned residuals.
+
+    The value is also kept in the non-persistent 0-d buffer ``residual_scale_t`` (updated in place), which is
+    what the forward computations multiply by: a compiled training step then reads it as a tensor and does
+    not recompile when the warm-up changes the scale each epoch. ``_residual_on`` (``s != 0``) selects
+    whether the residual is evaluated at all.
+    """
 
     _residual_scale: float
+    _residual_on: bool
+    residual_scale_t: Tensor
 
     @property
     def residual_scale(self) -> float:
@@ -143,7 +172,16 @@ class _ResidualScaled:
 
     @residual_scale.setter
     def residual_scale(self, value: float) -> None:
-        self._residual_scale = _check_scale("residual_scale", value)
+        value = _check_scale("residual_scale", value)
+        self._residual_scale = value
+        self._residual_on = value != 0.0
+        if "residual_scale_t" in self._buffers:  # type: ignore[attr-defined]
+            with torch.no_grad():
+                self.residual_scale_t.fill_(value)
+        else:
+            self.register_buffer(  # type: ignore[attr-defined]
+                "residual_scale_t", torch.tensor(value, dtype=torch.float64), persistent=False
+            )
 
 
 class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
@@ -154,7 +192,10 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
     Unit mass, no learnable kinetic metric.
 
     ``residual_scale`` is a plain float attribute (not in the state dict) so a warm-up can set it each epoch.
-    When it is 0 the MLP is skipped entirely (no autograd call).
+    When it is 0 the MLP is skipped entirely.
+
+    ``force`` (one of :data:`FORCES`) selects how ``grad f`` is computed: ``"analytic"`` (default) in closed
+    form, ``"autograd"`` by ``autograd.grad(create_graph=True)`` as in the reference code. Same values.
     """
 
     separable = True
@@ -168,18 +209,20 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
         hidden_dim: int = 256,
         depth: int = 2,
         activation: str = "gelu",
+        force: str = "analytic",
     ) -> None:
         super().__init__()
         self.dim = _check_dim("SeparableHamiltonian: dim (the size of q)", dim)
         self.base_coeff = _check_scale("SeparableHamiltonian: base_coeff", base_coeff)
+        self.force = check_force("SeparableHamiltonian", force)
         self.residual_scale = residual_scale
         self.residual = build_mlp(dim, 1, hidden_dim=hidden_dim, depth=depth, activation=activation)
 
     def potential(self, q: Tensor) -> Tensor:
         """``V(q)``: ``[..., d] -> [...]``."""
         energy = 0.5 * self.base_coeff * q.square().sum(-1)
-        if self._residual_scale != 0.0:
-            energy = energy + self._residual_scale * self.residual(q).squeeze(-1)
+        if self._residual_on:
+            energy = energy + self.residual_scale_t * self.residual(q).squeeze(-1)
         return energy
 
     def kinetic(self, p: Tensor) -> Tensor:
@@ -192,19 +235,25 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
     def grad_V(self, q: Tensor) -> Tensor:
         """``base_coeff * q + residual_scale * grad f(q)``: ``[..., d] -> [..., d]``.
 
-        The quadratic part is closed-form; the residual part is one autograd call (``create_graph=True``
-        in grad mode), skipped when ``residual_scale == 0``.
+        The quadratic part is closed-form; the residual part is the closed-form MLP gradient
+        (``force="analytic"``) or one autograd call (``force="autograd"``, ``create_graph=True`` in grad
+        mode); it is skipped when ``residual_scale == 0``.
         """
-        force = self.base_coeff * q
-        if self._residual_scale != 0.0:
-            force = force + self._residual_scale * _scalar_gradient(self.residual, q)
-        return force
+        if not self._residual_on:
+            return self.base_coeff * q
+        if self.force == "analytic":
+            grad_f = analytic_force(self.residual, q, beta=0.0, scale=1.0)
+        else:
+            grad_f = _scalar_gradient(self.residual, q)
+        return self.base_coeff * q + self.residual_scale_t * grad_f
 
     def grad_T(self, p: Tensor) -> Tensor:
         return p
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, base_coeff={self.base_coeff}, residual_scale={self._residual_scale}"
+        return (
+            f"dim={self.dim}, base_coeff={self.base_coeff}, residual_scale={self._residual_scale}, force={self.force}"
+        )
 
 
 class LearnableHamiltonian(_ResidualScaled, Hamiltonian):
@@ -233,8 +282,8 @@ class LearnableHamiltonian(_ResidualScaled, Hamiltonian):
 
     def forward(self, q: Tensor, p: Tensor) -> Tensor:
         energy = 0.5 * (q.square().sum(-1) + p.square().sum(-1))
-        if self._residual_scale != 0.0:
-            energy = energy + self._residual_scale * self.residual(torch.cat((q, p), dim=-1)).squeeze(-1)
+        if self._residual_on:
+            energy = energy + self.residual_scale_t * self.residual(torch.cat((q, p), dim=-1)).squeeze(-1)
         return energy
 
     def extra_repr(self) -> str:

@@ -17,6 +17,7 @@ from hamjepa.dynamics.hamiltonians import (
     LearnableHamiltonian,
     QuadraticHamiltonian,
     SeparableHamiltonian,
+    check_force,
 )
 from hamjepa.dynamics.integrators import INTEGRATORS, separable_leapfrog
 from hamjepa.dynamics.mlp import build_mlp, make_activation
@@ -44,7 +45,19 @@ def _check_dt(owner: str, dt: float) -> float:
     return float(dt)
 
 
-def _check_direction(owner: str, direction: int) -> int:
+def _check_direction(owner: str, direction: int | Tensor, z: Tensor) -> int | Tensor:
+    """``+1``/``-1``, or a floating tensor ``[..., 1]`` of per-row signs matching ``z [..., D]``.
+
+    The values of a sign tensor are not checked (that would synchronise with the device): they must be
+    exactly ``+1`` or ``-1``.
+    """
+    if isinstance(direction, Tensor):
+        if not direction.is_floating_point() or direction.shape != (*z.shape[:-1], 1):
+            raise ValueError(
+                f"{owner}: a per-row direction must be a floating tensor of shape {(*z.shape[:-1], 1)} holding "
+                f"+1 / -1, got {direction.dtype} {tuple(direction.shape)}"
+            )
+        return direction
     if isinstance(direction, bool) or direction not in (1, -1):
         raise ValueError(
             f"{owner}: direction must be +1 (forward, step +dt) or -1 (backward, step -dt), got {direction!r}"
@@ -84,6 +97,11 @@ class HamiltonianPredictor(nn.Module):
             in the state dict) so the engine's warm-up can change it. Ignored by ``"quadratic"``.
         hidden_dim, depth, activation: MLP width, number of hidden layers and activation
             (``gelu`` exact, ``relu``, ``silu``).
+        force: how the separable potential's residual force ``grad f(q)`` is computed: ``"analytic"``
+            (default; closed-form back-propagation through the MLP, so training needs no double backward)
+            or ``"autograd"`` (``autograd.grad(create_graph=True)``, the reference formulation; same values
+            to round-off). The quadratic family is always closed-form and the non-separable ``"learnable"``
+            family always uses autograd on ``H``, whatever this says.
         integrate_fp32: cast float16/bfloat16 inputs to float32 and disable autocast while integrating
             (float32/float64 inputs keep their dtype); the output is cast back to the input dtype.
         learn_dt: must be False — a learnable step collapses (see the error message).
@@ -104,11 +122,13 @@ class HamiltonianPredictor(nn.Module):
         hidden_dim: int = 256,
         depth: int = 2,
         activation: str = "gelu",
+        force: str = "analytic",
         integrate_fp32: bool = True,
         learn_dt: bool = False,
     ) -> None:
         super().__init__()
         owner = "HamiltonianPredictor"
+        check_force(owner, force)
         _check_positive_int(owner, "dim", dim)
         if dim % 2 != 0:
             raise ValueError(
@@ -148,6 +168,7 @@ class HamiltonianPredictor(nn.Module):
                 hidden_dim=hidden_dim,
                 depth=depth,
                 activation=activation,
+                force=force,
             )
         elif hamiltonian == "learnable":
             self.hamiltonian = LearnableHamiltonian(
@@ -175,12 +196,22 @@ class HamiltonianPredictor(nn.Module):
         if hasattr(self.hamiltonian, "residual_scale"):
             self.hamiltonian.residual_scale = self._residual_scale
 
-    def forward(self, z: Tensor, direction: int = 1) -> Tensor:
-        """Integrate ``z [..., D]`` for ``steps`` steps of ``direction * dt``; returns ``[..., D]`` in ``z.dtype``."""
-        direction = _check_direction("HamiltonianPredictor", direction)
+    per_row_direction = True
+    """``forward`` accepts a ``[..., 1]`` tensor of per-row signs as ``direction`` (both directions, one call)."""
+
+    def forward(self, z: Tensor, direction: int | Tensor = 1) -> Tensor:
+        """Integrate ``z [..., D]`` for ``steps`` steps of ``direction * dt``; returns ``[..., D]`` in ``z.dtype``.
+
+        ``direction``: ``+1``, ``-1``, or a floating tensor ``[..., 1]`` of per-row signs (``+1``/``-1``),
+        which integrates each row with its own signed step (rows never interact).
+        """
         _check_input("HamiltonianPredictor", z, self.dim)
+        direction = _check_direction("HamiltonianPredictor", direction, z)
         q, p = split_qp(z)
-        h = self.dt.to(_working_dtype(z.dtype, self.integrate_fp32)) * direction
+        working = _working_dtype(z.dtype, self.integrate_fp32)
+        if isinstance(direction, Tensor) and direction.dtype != working:
+            direction = direction.to(working)
+        h = self.dt.to(working) * direction
         if self.integrator_name == "leapfrog" and self.hamiltonian.separable:
             q, p = separable_leapfrog(self.hamiltonian, q, p, h, self.steps, upcast=self.integrate_fp32)
         else:
@@ -244,11 +275,19 @@ class MLPPredictor(nn.Module):
         self.register_buffer("dt", torch.tensor(_check_dt(owner, dt), dtype=torch.float64))
         self.net = build_mlp(dim, dim, hidden_dim=hidden_dim, depth=depth, activation=activation)
 
-    def forward(self, z: Tensor, direction: int = 1) -> Tensor:
-        """Roll ``z [..., D]`` out for ``steps`` residual steps of ``direction * dt``; returns ``z.dtype``."""
-        direction = _check_direction("MLPPredictor", direction)
+    per_row_direction = True
+    """``forward`` accepts a ``[..., 1]`` tensor of per-row signs as ``direction`` (both directions, one call)."""
+
+    def forward(self, z: Tensor, direction: int | Tensor = 1) -> Tensor:
+        """Roll ``z [..., D]`` out for ``steps`` residual steps of ``direction * dt``; returns ``z.dtype``.
+
+        ``direction``: ``+1``, ``-1``, or a floating tensor ``[..., 1]`` of per-row signs (``+1``/``-1``).
+        """
         _check_input("MLPPredictor", z, self.dim)
+        direction = _check_direction("MLPPredictor", direction, z)
         x = z.to(_working_dtype(z.dtype, True))
+        if isinstance(direction, Tensor) and direction.dtype != x.dtype:
+            direction = direction.to(x.dtype)
         h = self.dt.to(x.dtype) * direction
         with torch.autocast(device_type=z.device.type, enabled=False):
             for _ in range(self.steps):

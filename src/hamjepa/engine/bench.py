@@ -1,17 +1,27 @@
-"""Training-throughput benchmark: the full step and the encoder-only floor, in one process."""
+"""Training-throughput benchmark: the full step and the encoder-only floor, in one process.
+
+With ``profile=True`` it also counts, with ``torch.profiler``, the host work of a step (any device): the
+operators dispatched from Python (all, and outside compiled regions) and the host syncs; on CUDA the kernel
+time per step gives the GPU-busy fraction of the timed step.
+"""
 
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hamjepa.config import Config
+from hamjepa.engine.profiling import profile_steps
 from hamjepa.provenance import provenance
+
+PROFILED_STEPS = 3
+"""Steps run under the profiler with ``profile=True`` (the counts are per-step averages)."""
 
 
 def _sync(device: torch.device) -> None:
@@ -19,12 +29,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def benchmark_training(cfg: Config, *, steps: int = 30, warmup: int = 10, encoder_floor: bool = True) -> dict[str, Any]:
-    """Time ``steps`` training steps after ``warmup`` untimed ones.
+def _step_seconds(fn: Callable[[], Any], device: torch.device, *, warmup: int, steps: int) -> list[float]:
+    times: list[float] = []
+    for i in range(warmup + steps):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
 
-    Each step includes drawing the batch and augmenting it on the device, exactly as in training.
-    Returns a JSON-ready dict: median/mean step seconds, views/s, seconds per epoch (median step x steps
-    per epoch), and the same for the encoder alone (forward + backward of a dummy loss on the same views).
+
+def benchmark_training(
+    cfg: Config, *, steps: int = 30, warmup: int = 10, encoder_floor: bool = True, profile: bool = False
+) -> dict[str, Any]:
+    """Time ``steps`` training steps after ``warmup`` untimed ones (``train.step`` eager or compiled).
+
+    Each step includes drawing the batch and augmenting it on the device, exactly as in training (a compiled
+    step compiles during the warm-up). Returns a JSON-ready dict: median/mean step seconds, views/s, seconds
+    per epoch (median step x steps per epoch), and the same for the encoder alone (eager forward + backward
+    of a dummy loss on the same views). ``profile`` adds ``host_ops_per_step``,
+    ``host_ops_outside_compiled_per_step``, ``host_syncs_per_step`` and, on CUDA, ``device_busy_s_per_step``
+    and ``gpu_busy_fraction`` (kernel time / median step time).
     """
     from hamjepa.engine.trainer import Trainer
 
@@ -33,30 +60,30 @@ def benchmark_training(cfg: Config, *, steps: int = 30, warmup: int = 10, encode
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, run_dir=Path(tmp) / "bench")
         device = trainer.device
-        trainer.stream.set_epoch(1)
         trainer.objective.on_epoch_start(max(1, cfg.train.epochs))
-        it = iter(trainer.stream)
+        trainer.encoder.train()
+        trainer.objective.train()
+        epoch = 0
+        batches: Iterator[Any] = iter(())
 
-        def next_views() -> torch.Tensor:
-            nonlocal it
-            try:
-                return next(it)[0]
-            except StopIteration:
-                trainer.stream.set_epoch(2)
-                it = iter(trainer.stream)
-                return next(it)[0]
+        def next_batch() -> Any:
+            nonlocal epoch, batches
+            for _ in range(2):
+                try:
+                    return next(batches)[0]
+                except StopIteration:
+                    epoch += 1
+                    trainer.stream.set_epoch(epoch)
+                    batches = trainer.train_step.batches(trainer.stream)
+            raise RuntimeError("bench: the train stream yields no batch")
 
-        times: list[float] = []
-        views = None
-        for i in range(warmup + steps):
-            _sync(device)
-            t0 = time.perf_counter()
-            views = next_views()
-            trainer.train_step(views, trainer.step)
+        def one_step() -> None:
+            trainer.train_step(next_batch(), trainer.step)
             trainer.step += 1
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
+
+        times = _step_seconds(one_step, device, warmup=warmup, steps=steps)
+        # the encoder floor's views: an eager step's batch is its views; a compiled step takes raw images
+        views = next_batch() if cfg.train.step == "eager" else trainer.stream.batch_at(1, 0)[0]
         groups = views if isinstance(views, (list, tuple)) else [views]
         n_views = sum(g.shape[0] * g.shape[1] for g in groups)
         med = statistics.median(times)
@@ -66,6 +93,7 @@ def benchmark_training(cfg: Config, *, steps: int = 30, warmup: int = 10, encode
             "kind": "bench",
             "provenance": provenance(device),
             "precision": "bf16" if trainer.amp_dtype is not None else "fp32",
+            "step_mode": cfg.train.step,
             "compile": cfg.model.compile,
             "views_per_step": n_views,
             "steps_per_epoch": trainer.steps_per_epoch,
@@ -75,19 +103,29 @@ def benchmark_training(cfg: Config, *, steps: int = 30, warmup: int = 10, encode
             "views_per_s": n_views / med,
             "s_per_epoch": med * trainer.steps_per_epoch,
         }
+        if profile:
+            prof = profile_steps(one_step, steps=PROFILED_STEPS, device=device)
+            result.update(
+                {
+                    "profiled_steps": prof.steps,
+                    "host_ops_per_step": prof.host_ops,
+                    "host_ops_outside_compiled_per_step": prof.host_ops_outside_compiled,
+                    "host_syncs_per_step": prof.host_syncs,
+                    "compiled_regions_per_step": prof.compiled_regions,
+                }
+            )
+            if prof.device_busy_s is not None:
+                result["device_busy_s_per_step"] = prof.device_busy_s
+                result["gpu_busy_fraction"] = prof.device_busy_s / med
         if encoder_floor:
-            enc_times: list[float] = []
             module = trainer.module
-            for i in range(warmup + steps):
-                _sync(device)
-                t0 = time.perf_counter()
+
+            def encoder_step() -> None:
                 z = module.embed(views)
                 z.float().square().mean().backward()
                 trainer.optimizer.zero_grad(set_to_none=True)
-                _sync(device)
-                if i >= warmup:
-                    enc_times.append(time.perf_counter() - t0)
-            emed = statistics.median(enc_times)
+
+            emed = statistics.median(_step_seconds(encoder_step, device, warmup=warmup, steps=steps))
             result.update(
                 {
                     "encoder_step_s_median": emed,

@@ -48,6 +48,7 @@ def build_predictor(cfg: Config, dim: int) -> nn.Module | None:
         hidden_dim=p.hidden_dim,
         depth=p.depth,
         activation=p.activation,
+        force=p.force,
         integrate_fp32=p.integrate_fp32,
         learn_dt=p.learn_dt,
     )

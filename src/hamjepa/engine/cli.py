@@ -61,7 +61,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     from hamjepa.engine.bench import benchmark_training
 
     cfg = config_from_args(args.args)
-    result = benchmark_training(cfg, steps=args.steps, warmup=args.warmup, encoder_floor=not args.no_floor)
+    result = benchmark_training(
+        cfg, steps=args.steps, warmup=args.warmup, encoder_floor=not args.no_floor, profile=args.profile
+    )
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -104,12 +106,23 @@ def add_parser(subparsers: argparse._SubParsersAction, *, callbacks: CallbackFac
         help="measure training throughput (views/s, s/epoch) and the encoder-only floor",
         description=(
             "Time the training step of a config on the current device after a warm-up (CUDA-synchronised), "
-            "and the encoder alone (forward + backward on the same batch) in the same process."
+            "and the encoder alone (forward + backward on the same batch) in the same process. "
+            "`train.step=compiled` benches the compiled step (it compiles during the warm-up; give it enough "
+            "--warmup). E.g. `hamjepa bench configs/cifar100_hamjepa.yaml data.path=... train.step=compiled "
+            "--profile --out bench.json`."
         ),
     )
     b.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
     b.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
     b.add_argument("--warmup", type=int, default=10, help="untimed warm-up steps (default 10)")
     b.add_argument("--no-floor", action="store_true", help="skip the encoder-only measurement")
+    b.add_argument(
+        "--profile",
+        action="store_true",
+        help=(
+            "also profile a few steps (torch.profiler) and report host ops per step (all, and outside "
+            "compiled regions), host syncs per step, and on CUDA the kernel time per step and GPU-busy fraction"
+        ),
+    )
     b.add_argument("--out", default=None, help="also write the result as JSON here")
     b.set_defaults(func=_run_bench)

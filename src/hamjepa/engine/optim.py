@@ -1,11 +1,14 @@
-"""AdamW with an optional own group for the predictor, and the per-step schedule (spec G.2, G.3)."""
+"""AdamW with an optional own group for the predictor, the per-step schedule (spec G.2, G.3), and the
+sync-free AdamW update and gradient clipping (torch's maths on explicit gradient lists, traceable by
+``torch.compile``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from hamjepa.config import OptimConfig
 from hamjepa.engine.schedule import WarmupCosineSchedule
@@ -57,3 +60,146 @@ def build_scheduler(
         total_steps=epochs * steps_per_epoch,
         floor_lr=optim.lr * optim.min_lr_ratio,
     )
+
+
+def clip_grads_(grads: list[Tensor], max_norm: float) -> Tensor:
+    """Scale ``grads`` in place to a total 2-norm of at most ``max_norm``; returns the norm before clipping.
+
+    The formula of ``torch.nn.utils.clip_grad_norm_`` (``coef = min(1, max_norm / (norm + 1e-6))``, applied
+    unconditionally, no host check of finiteness) on a list of gradient tensors instead of ``p.grad``.
+    """
+    total = torch.nn.utils.get_total_norm(grads, 2.0, error_if_nonfinite=False, foreach=None)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.to(g.dtype))
+    return total
+
+
+def adamw_step_(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    *,
+    lr: Tensor | float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """One AdamW update in place, the maths of ``torch.optim.AdamW`` (non-amsgrad, non-maximize).
+
+    ``p <- p (1 - lr wd)``; ``m <- lerp(m, g, 1 - b1)``; ``v <- b2 v + (1 - b2) g^2``;
+    ``p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``. ``steps`` are the optimiser's
+    per-parameter step counters (incremented here); the bias corrections are computed in float64 from them,
+    as eager PyTorch does with Python floats. ``lr`` is a one-element float64 device tensor (a compiled step does not
+    recompile when it changes) or a Python float. No host synchronisation (torch's CPU AdamW reads the step
+    counters with ``item()``).
+    """
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+        t.add_(1)
+        t64 = t.to(torch.float64)
+        p.mul_(_in_dtype(1.0 - lr * weight_decay, p.dtype))
+        m.lerp_(g, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        bias_correction1 = 1.0 - torch.pow(beta1, t64)
+        bias_correction2_sqrt = torch.sqrt(1.0 - torch.pow(beta2, t64))
+        step_size = (lr / bias_correction1).to(p.dtype)
+        denom = (v.sqrt() / bias_correction2_sqrt.to(p.dtype)).add_(eps)
+        p.sub_(step_size * (m / denom))
+
+
+def _in_dtype(x: Tensor | float, dtype: torch.dtype) -> Tensor | float:
+    return x.to(dtype) if isinstance(x, Tensor) else x
+
+
+@dataclass
+class AdamWGroup:
+    """One parameter group of a ``torch.optim.AdamW``: its state tensors and constants (read on the host).
+
+    ``indices`` are the positions of the group's parameters in the optimiser's flat parameter list (groups in
+    order), i.e. in the gradient list :func:`apply_adamw` takes.
+    """
+
+    indices: list[int]
+    params: list[Tensor]
+    exp_avgs: list[Tensor]
+    exp_avg_sqs: list[Tensor]
+    steps: list[Tensor]
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+
+
+def adamw_groups(optimizer: torch.optim.Optimizer) -> list[AdamWGroup]:
+    """The groups of ``optimizer`` with their state (created where missing, see :func:`ensure_adamw_state`).
+
+    A compiled step reads them once, so that its graph never touches the optimiser object (whose ``lr``
+    values change every step and would otherwise be guarded on).
+    """
+    ensure_adamw_state(optimizer)
+    out, start = [], 0
+    for group in optimizer.param_groups:
+        params = list(group["params"])
+        states = [optimizer.state[p] for p in params]
+        beta1, beta2 = group["betas"]
+        out.append(
+            AdamWGroup(
+                indices=list(range(start, start + len(params))),
+                params=params,
+                exp_avgs=[s["exp_avg"] for s in states],
+                exp_avg_sqs=[s["exp_avg_sq"] for s in states],
+                steps=[s["step"] for s in states],
+                beta1=float(beta1),
+                beta2=float(beta2),
+                eps=float(group["eps"]),
+                weight_decay=float(group["weight_decay"]),
+            )
+        )
+        start += len(params)
+    return out
+
+
+def ensure_adamw_state(optimizer: torch.optim.Optimizer) -> None:
+    """Create missing AdamW moments and step counters in torch's format (``step``, ``exp_avg``, ``exp_avg_sq``).
+
+    Step counters live on the parameter's device (as torch's fused/capturable AdamW keeps them), so the
+    update of :func:`apply_adamw` never touches the host; counters loaded onto the CPU are moved there.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if len(state) == 0:
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            elif state["step"].device != p.device:
+                state["step"] = state["step"].to(p.device)
+
+
+def apply_adamw(groups: list[AdamWGroup], grads: list[Tensor | None], lrs: list[Tensor | float]) -> None:
+    """One :func:`adamw_step_` per group (no autograd recording).
+
+    Args:
+        groups: from :func:`adamw_groups`.
+        grads: one gradient per parameter of the flat list; parameters with None are skipped (as torch skips
+            parameters without ``.grad``: no decay, no moment or step update).
+        lrs: one learning rate per group (one-element float64 tensors in a compiled step, floats in eager).
+    """
+    with torch.no_grad():
+        for group, lr in zip(groups, lrs, strict=True):
+            used = [j for j, i in enumerate(group.indices) if grads[i] is not None]
+            adamw_step_(
+                [group.params[j] for j in used],
+                [grads[group.indices[j]] for j in used],  # type: ignore[misc]
+                [group.exp_avgs[j] for j in used],
+                [group.exp_avg_sqs[j] for j in used],
+                [group.steps[j] for j in used],
+                lr=lr,
+                beta1=group.beta1,
+                beta2=group.beta2,
+                eps=group.eps,
+                weight_decay=group.weight_decay,
+            )

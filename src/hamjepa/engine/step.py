@@ -3,17 +3,22 @@
 :class:`TrainStep` holds what a step touches (the possibly DDP-wrapped model, optimiser, schedule, the
 parameters to clip and the optional EMA target) and ``step(views, step_index)`` does the whole update:
 target forward, forward, backward, gradient clipping, optimiser step, schedule step, EMA update. It does not
-synchronise with the host; the loss and terms come back as device tensors.
+synchronise with the host; the loss and terms come back as device tensors. (On CUDA the AdamW update is
+torch's fused kernel; elsewhere it is :func:`~hamjepa.engine.optim.apply_adamw`, the same maths without the
+``item()`` calls of torch's CPU AdamW.) :class:`~hamjepa.engine.compiled_step.CompiledTrainStep` is the same
+step as one compiled graph (``train.step=compiled``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from hamjepa.engine.module import JEPAModule, embed_views
+from hamjepa.engine.optim import adamw_groups, apply_adamw
 from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.models.ema import update_ema
 
@@ -56,6 +61,15 @@ class TrainStep:
         self.clip_params = clip_params
         self.clip_grad_norm = clip_grad_norm
         self.target_encoder = target_encoder
+        self._fused = bool(optimizer.defaults.get("fused"))
+        self._params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    @staticmethod
+    def batches(
+        stream: Iterable[tuple[Tensor | list[Tensor], Tensor]],
+    ) -> Iterator[tuple[Tensor | list[Tensor], Tensor]]:
+        """The batches this step takes: the stream's ``(views, labels)``."""
+        return iter(stream)
 
     def __call__(self, views: Tensor | list[Tensor], step: int) -> StepOutput:
         """Update the parameters on one batch of views; ``step`` = optimiser steps done before this one."""
@@ -74,7 +88,11 @@ class TrainStep:
         out.loss.backward()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.clip_params, self.clip_grad_norm, foreach=True)
-        self.optimizer.step()
+        if self._fused:
+            self.optimizer.step()
+        else:
+            lrs = [g["lr"] for g in self.optimizer.param_groups]
+            apply_adamw(adamw_groups(self.optimizer), [p.grad for p in self._params], lrs)
         self.scheduler.step()
         if self.target_encoder is not None:
             update_ema(self.target_encoder, self.module.encoder, self.module.objective.ema_momentum(step))

@@ -33,6 +33,7 @@ from hamjepa.data.from_config import train_stream_from_config
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.engine.callbacks import Callback
 from hamjepa.engine.checkpoint import save_checkpoint
+from hamjepa.engine.compiled_step import CompiledStepError, CompiledTrainStep
 from hamjepa.engine.device import (
     configure_backends,
     resolve_device,
@@ -141,15 +142,30 @@ class Trainer:
         self.scheduler = build_scheduler(
             cfg.optim, self.optimizer, epochs=cfg.train.epochs, steps_per_epoch=self.steps_per_epoch
         )
-        self.train_step = TrainStep(
-            self.model,
-            self.module,
-            self.optimizer,
-            self.scheduler,
-            clip_params=self.clip_params,
-            clip_grad_norm=cfg.optim.clip_grad_norm,
-            target_encoder=self.target_encoder,
-        )
+        self.train_step: TrainStep | CompiledTrainStep
+        if cfg.train.step == "compiled":
+            if self.world_size > 1:
+                raise CompiledStepError(
+                    "train: train.step=compiled runs in one process; use train.step=eager under torchrun."
+                )
+            self.train_step = CompiledTrainStep(
+                self.module,
+                self.stream,
+                self.optimizer,
+                self.scheduler,
+                clip_params=self.clip_params,
+                clip_grad_norm=cfg.optim.clip_grad_norm,
+            )
+        else:
+            self.train_step = TrainStep(
+                self.model,
+                self.module,
+                self.optimizer,
+                self.scheduler,
+                clip_params=self.clip_params,
+                clip_grad_norm=cfg.optim.clip_grad_norm,
+                target_encoder=self.target_encoder,
+            )
         self.epoch = 0  # last completed epoch
         self.step = 0  # optimiser steps done
         self.logger = RunLogger(self.run_dir, is_main=self.is_main)
@@ -190,8 +206,8 @@ class Trainer:
         self.meter.start_epoch()
         saved: Path | None = None
         done = False
-        for views, labels in self.stream:
-            out = self.train_step(views, self.step)
+        for batch, labels in self.train_step.batches(self.stream):
+            out = self.train_step(batch, self.step)
             self.step += 1
             stacked = self.meter.add(out.terms, labels.shape[0] * self.world_size)
             self.guard.record(self.step, out.loss, stacked, self.meter.names)

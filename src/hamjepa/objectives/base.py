@@ -48,9 +48,10 @@ class ObjectiveOutput(NamedTuple):
 class Objective(nn.Module):
     """Base class of self-supervised objectives acting on multi-view embeddings.
 
-    Subclasses implement ``forward(z: [V, B, D], *, step: int, z_target: [V, B, D] | None = None)
-    -> ObjectiveOutput``. See the module docstring for how the loss and its gradients behave under
-    DistributedDataParallel (return the global-batch loss; the engine does not rescale it).
+    Subclasses implement ``forward(z: [V, B, D], *, step: int | None, z_target: [V, B, D] | None = None)
+    -> ObjectiveOutput`` (``step=None``: the host-side per-step work was done by :meth:`prepare_step`).
+    See the module docstring for how the loss and its gradients behave under DistributedDataParallel
+    (return the global-batch loss; the engine does not rescale it).
 
     Attributes:
         needs_target_encoder: when True the engine keeps an EMA copy of the encoder, passes its
@@ -64,7 +65,17 @@ class Objective(nn.Module):
         if epoch < 1:
             raise ValueError(f"epoch is 1-indexed and must be >= 1, got {epoch}")
 
-    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
+    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
+        """Do this step's host-side work now, for a following ``forward(z, step=None)``.
+
+        Objectives with per-step randomness drawn from a ``torch.Generator`` (SIGReg directions) or host
+        counters (log-det projections) do it here, so that a compiled training step
+        (``train.step=compiled``) can call ``forward`` inside one graph with ``step=None``. ``z_shape`` is
+        the ``[V, B, D]`` shape of the embeddings ``forward`` will receive. Eager training passes the step
+        to ``forward`` instead and never calls this. No-op here.
+        """
+
+    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
         raise NotImplementedError
 
     @staticmethod

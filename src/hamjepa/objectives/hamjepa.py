@@ -19,8 +19,10 @@ from hamjepa.objectives.regularizers import (
     MeanPenalty,
     ProjectedLogDetFloor,
     ScaleBudget,
+    SpectralMethod,
     VarianceFloor,
     check_hinge,
+    column_moments,
 )
 
 MatchMode = Literal["q", "qp", "p"]
@@ -59,6 +61,10 @@ class HamJEPAObjective(Objective):
     Regularisers: D.3 :class:`ScaleBudget` on (Q, P); D.4 :class:`VarianceFloor` on Q (if ``std_floor_q``)
     and on P (if ``std_floor_p``); D.5 one :class:`ProjectedLogDetFloor` on Q and one on P (seeds ``seed``
     and ``seed + 1``), the PR/eigmax terms sharing ``logdet_weight``; D.6 :class:`MeanPenalty` on ``Z``.
+    ``logdet_method`` selects how the log-det module evaluates its spectrum: ``"sync_free"`` (default;
+    Cholesky log-det, trace/Frobenius PR, power-iterated top eigenvalue, no host synchronisation) or
+    ``"exact"`` (``slogdet`` + ``eigvalsh`` as in the reference code); same values to round-off
+    (``eigmax`` to ~1e-4 relative or better).
 
     Residual-scale warm-up (C.4): with ``residual_scale_warmup_epochs = E_w > 0``,
     :meth:`on_epoch_start` sets ``predictor.residual_scale = s * min(1, epoch / E_w)`` where ``s`` is
@@ -67,7 +73,8 @@ class HamJEPAObjective(Objective):
 
     Terms (detached 0-d): ``pred, budget, var, logdet, mean, total`` and monitoring ``q2, p2, q_std_min,
     pr_q, pr_p, logdet_q, logdet_p, eigmax_q, eigmax_p, z_mean2`` (``z_mean2 = ||mean(Z)||^2``);
-    ``energy`` too when ``energy_weight > 0``.
+    ``energy`` too when ``energy_weight > 0``; ``cholesky_info_q, cholesky_info_p`` (the Cholesky status
+    of each projected covariance, 0 = factorised) with ``logdet_method="sync_free"``.
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class HamJEPAObjective(Objective):
         logdet_floor: float = -1.5,
         logdet_eps: float = 1e-4,
         logdet_refresh: int = 16,
+        logdet_method: SpectralMethod = "sync_free",
         pr_floor_q: float | None = 0.12,
         pr_floor_p: float | None = 0.16,
         eigmax_ceiling_q: float | None = 0.35,
@@ -163,6 +171,7 @@ class HamJEPAObjective(Objective):
             eps=logdet_eps,
             refresh_interval=logdet_refresh,
             hinge=hinge,
+            method=logdet_method,
         )
         self.logdet_q = ProjectedLogDetFloor(
             pr_floor=pr_floor_q, eigmax_ceiling=eigmax_ceiling_q, seed=seed, **logdet_common
@@ -171,6 +180,7 @@ class HamJEPAObjective(Objective):
             pr_floor=pr_floor_p, eigmax_ceiling=eigmax_ceiling_p, seed=seed + 1, **logdet_common
         )
         self.mean_penalty = MeanPenalty()
+        self._direction_cache: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
 
     # ------------------------------------------------------------------ hooks
     def on_epoch_start(self, epoch: int) -> None:
@@ -181,21 +191,37 @@ class HamJEPAObjective(Objective):
             self.predictor.residual_scale = self.base_residual_scale * factor
 
     # ------------------------------------------------------------------ loss pieces
-    def _direction_sums(self, src: Tensor, tgt: Tensor, direction: int) -> Tensor:
-        """Local sums for one prediction direction: ``[sse_q, sse_p(, sse_energy)]`` (fp32).
+    def _direction_column(self, b: int, like: Tensor) -> Tensor:
+        """``[2B, 1]`` per-row signs: ``+1`` for the first ``B`` rows, ``backward_direction`` for the rest
+        (cached per shape, dtype and device)."""
+        key = (b, like.dtype, like.device)
+        column = self._direction_cache.get(key)
+        if column is None:
+            column = torch.ones(2 * b, 1, dtype=like.dtype, device=like.device)
+            column[b:] = float(self.backward_direction)
+            self._direction_cache = {key: column}
+        return column
 
-        Args: src, tgt ``[B, 2d]`` fp32; tgt already detached when ``detach_target``.
-        """
-        pred = upcast(self.predictor(src, direction=direction))
-        if pred.shape != src.shape:
-            raise ValueError(f"predictor returned shape {tuple(pred.shape)}, expected {tuple(src.shape)}")
-        d = src.shape[-1] // 2
-        err = (pred - tgt).square()
-        sums = [err[:, :d].sum(), err[:, d:].sum()]
-        if self.energy_weight > 0:
-            energy_err = self.predictor.energy(pred) - self.predictor.energy(src).detach()
-            sums.append(upcast(energy_err).square().sum())
-        return torch.stack(sums)
+    def _predict(self, z0: Tensor, z1: Tensor) -> Tensor:
+        """Predictions from ``z0`` (``+1``) and, when bidirectional, from ``z1`` (``backward_direction``),
+        stacked on the batch axis: ``[n_dir * B, 2d]`` fp32. A predictor with ``per_row_direction`` gets
+        both directions in one call (rows never interact, so this equals two calls)."""
+        if not self.bidirectional:
+            pred = upcast(self.predictor(z0, direction=+1))
+        elif getattr(self.predictor, "per_row_direction", False):
+            src = torch.cat([z0, z1])
+            pred = upcast(self.predictor(src, direction=self._direction_column(z0.shape[0], src)))
+        else:
+            pred = torch.cat(
+                [
+                    upcast(self.predictor(z0, direction=+1)),
+                    upcast(self.predictor(z1, direction=self.backward_direction)),
+                ]
+            )
+        expected = (z0.shape[0] * (2 if self.bidirectional else 1), z0.shape[1])
+        if tuple(pred.shape) != expected:
+            raise ValueError(f"predictor returned shape {tuple(pred.shape)}, expected {expected}")
+        return pred
 
     def _match(self, sse_q: Tensor, sse_p: Tensor, count: Tensor) -> Tensor:
         """Matching loss ``m`` from global sums; ``count`` = global ``B * d``."""
@@ -211,27 +237,40 @@ class HamJEPAObjective(Objective):
         Args: z ``[V, B, 2d]`` (views 0 and 1 are used).
         """
         z0, z1 = upcast(z[0]), upcast(z[1])
-        t0 = z0.detach() if self.detach_target else z0
-        t1 = z1.detach() if self.detach_target else z1
-        parts = [self._direction_sums(z0, t1, +1)]
-        if self.bidirectional:
-            parts.append(self._direction_sums(z1, t0, self.backward_direction))
         b, d = z0.shape[0], z0.shape[1] // 2
-        local = torch.cat([*parts, z0.new_full((1,), float(b * d)), z0.new_full((1,), float(b))])
+        n_dir = 2 if self.bidirectional else 1
+        pred = self._predict(z0, z1)
+        target = torch.cat([z1, z0]) if self.bidirectional else z1
+        if self.detach_target:
+            target = target.detach()
+        sums = (pred - target).square().reshape(n_dir, b, 2, d).sum((1, 3))  # [n_dir, (sse_q, sse_p)]
+        if self.energy_weight > 0:
+            src = torch.cat([z0, z1]) if self.bidirectional else z0
+            energy_err = upcast(self.predictor.energy(pred) - self.predictor.energy(src).detach())
+            sums = torch.cat([sums, energy_err.square().reshape(n_dir, b).sum(1, keepdim=True)], dim=1)
+        local = torch.cat([sums.reshape(-1), z0.new_full((1,), float(b))])
         s = all_reduce_sum(local)
-        per_dir = s[:-2].reshape(len(parts), -1)
-        count, batch = s[-2], s[-1]
-        matches = [self._match(row[0], row[1], count) for row in per_dir]
+        per_dir = s[:-1].reshape(n_dir, -1)
+        batch = s[-1].detach()  # a count: no gradient to carry
+        matches = self._match(per_dir[:, 0], per_dir[:, 1], batch * d)  # [n_dir]
         energy = None
         if self.energy_weight > 0:
-            energies = [row[2] / batch for row in per_dir]
-            energy = torch.stack(energies).mean()
-            matches = [m + self.energy_weight * e for m, e in zip(matches, energies, strict=True)]
-        return torch.stack(matches).mean(), energy
+            energies = per_dir[:, 2] / batch
+            energy = energies.mean()
+            matches = matches + self.energy_weight * energies
+        return matches.mean(), energy
 
     # ------------------------------------------------------------------ forward
-    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, 2d]`` encoder outputs (view-major); step: unused (kept for the common API)."""
+    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
+        """Count the log-det floors' calls and fetch their projections (host side, see
+        :meth:`Objective.prepare_step`)."""
+        v, b, dim = z_shape
+        self.logdet_q.prepare(dim // 2, v * b, device)
+        self.logdet_p.prepare(dim - dim // 2, v * b, device)
+
+    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, 2d]`` encoder outputs (view-major); step: the training step, or None after
+        :meth:`prepare_step` (the log-det projections were then fetched on the host)."""
         self.check_no_target(z_target, type(self).__name__)
         v, b, dim = self.check_views(z)
         if dim % 2:
@@ -244,15 +283,17 @@ class HamJEPAObjective(Objective):
 
         flat = upcast(z.reshape(v * b, dim))
         q, p = flat[:, :d], flat[:, d:]
-        bud = self.budget(q, p)
-        vq = self.var_q(q)
+        moments = column_moments(flat)  # one all-reduce for the budget, floors, mean penalty and centring
+        moments_q, moments_p = moments.columns(0, d), moments.columns(d, dim)
+        bud = self.budget.from_moments(moments_q, moments_p)
+        vq = self.var_q.from_moments(moments_q)
         var = vq.loss if self.use_var_q else flat.new_zeros(())
         if self.var_p is not None:
-            var = var + self.var_p(p).loss
-        ldq = self.logdet_q(q)
-        ldp = self.logdet_p(p)
+            var = var + self.var_p.from_moments(moments_p).loss
+        ldq = self.logdet_q(q, moments_q, prepared=step is None)
+        ldp = self.logdet_p(p, moments_p, prepared=step is None)
         logdet = ldq.loss + ldp.loss
-        mean = self.mean_penalty(flat)
+        mean = self.mean_penalty.from_moments(moments)
 
         total = (
             pred
@@ -281,4 +322,8 @@ class HamJEPAObjective(Objective):
         }
         if energy is not None:
             terms["energy"] = energy
-        return ObjectiveOutput(total, {k: t.detach() for k, t in terms.items()})
+        if ldq.cholesky_info is not None and ldp.cholesky_info is not None:
+            status = torch.stack([ldq.cholesky_info, ldp.cholesky_info]).to(total.dtype).unbind()
+            terms["cholesky_info_q"], terms["cholesky_info_p"] = status
+        values = torch.stack(list(terms.values())).detach().unbind()  # one stack + detach for all the terms
+        return ObjectiveOutput(total, dict(zip(terms, values, strict=True)))

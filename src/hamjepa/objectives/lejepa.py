@@ -72,8 +72,13 @@ class LeJEPAObjective(Objective):
         s = all_reduce_sum(local)
         return s[0] / s[1]
 
-    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, D]``; step: training step (seeds the SIGReg directions)."""
+    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
+        """Draw this step's SIGReg directions (host side, see :meth:`Objective.prepare_step`)."""
+        self.sigreg.prepare(z_shape[-1], step, device)
+
+    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, D]``; step: training step (seeds the SIGReg directions), or None after
+        :meth:`prepare_step`."""
         self.check_no_target(z_target, type(self).__name__)
         self.check_views(z)
         inv = self.invariance_loss(z)

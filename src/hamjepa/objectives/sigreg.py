@@ -79,6 +79,7 @@ class SIGReg(nn.Module):
         self.register_buffer("knots", t.float(), persistent=False)
         self.register_buffer("weights", w.float(), persistent=False)
         self.register_buffer("target_cf", torch.exp(-0.5 * t.square()).float(), persistent=False)
+        self._prepared: Tensor | None = None  # directions drawn by prepare() for a compiled step
 
     def directions(self, dim: int, step: int, device: torch.device) -> Tensor:
         """Unit-norm slicing directions ``A [dim, num_slices]`` (fp32) for training step ``step``."""
@@ -88,15 +89,28 @@ class SIGReg(nn.Module):
         a = torch.randn(dim, self.num_slices, generator=gen, device=device, dtype=torch.float32)
         return a / a.norm(dim=0, keepdim=True)
 
-    def forward(self, z: Tensor, *, step: int) -> Tensor:
-        """Args: z ``[V, B, D]`` or ``[B, D]``; step: training step (seeds the directions). Returns 0-d."""
+    def prepare(self, dim: int, step: int, device: torch.device) -> None:
+        """Draw the directions of ``step`` now (host side), for a later ``forward(z, step=None)``.
+
+        A compiled training step calls this outside its graph: the generator cannot be traced.
+        """
+        self._prepared = self.directions(dim, step, device)
+
+    def forward(self, z: Tensor, *, step: int | None) -> Tensor:
+        """Args: z ``[V, B, D]`` or ``[B, D]``; step: training step (seeds the directions), or None to use
+        the directions drawn by :meth:`prepare`. Returns 0-d."""
         if not isinstance(z, torch.Tensor) or z.ndim not in (2, 3):
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"SIGReg input must be [V, B, D] or [B, D], got {shape}")
         if z.ndim == 2:
             z = z.unsqueeze(0)
         v, b, d = z.shape
-        a = self.directions(d, step, z.device)
+        if step is None:
+            a = self._prepared
+            if a is None or a.shape[0] != d:
+                raise ValueError(f"SIGReg: step=None needs prepare({d}, step, device) first")
+        else:
+            a = self.directions(d, step, z.device)
         y = upcast(z) @ a.to(upcast(z).dtype)  # [V, B, M]
         ty = y.unsqueeze(-1) * self.knots  # [V, B, M, J]
         local = torch.cat(
