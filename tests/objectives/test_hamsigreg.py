@@ -278,6 +278,9 @@ def test_epoch_ramps_of_alpha_and_beta() -> None:
     ramped = obj.log_spectrum()
     assert torch.equal(ramped, obj.metric.log_spectrum(alpha=1.5, beta=0.8))
     assert not torch.equal(ramped, obj.metric.log_spectrum())
+    loaded = _learnable(alpha=2.0, beta=0.8, alpha_ramp_epochs=4, beta_ramp_epochs=2)
+    loaded.load_state_dict(_roundtrip(obj.state_dict()))  # e.g. load_run for the "ham" eval readout
+    assert loaded.epoch == 3 and torch.equal(loaded.log_spectrum(), ramped)
 
 
 @pytest.mark.parametrize(

@@ -270,6 +270,7 @@ class HamMetric(nn.Module):
         raw: list[Tensor] | None = None,
         *,
         alpha: float | None = None,
+        beta: float | None = None,
         smooth_weight: float = 1e-3,
         delta_weight: float = 1e-4,
         cond_max: float | None = None,
@@ -279,14 +280,15 @@ class HamMetric(nn.Module):
 
         ``smooth_weight * sum (second differences of g)^2 + delta_weight * mean(delta^2)`` where
         ``delta = alpha g[bin(r)]`` is the learned log-perturbation on every frequency [I], plus, with
-        ``cond_max``, ``cond_weight * relu(log(lambda_max / lambda_min) - log(cond_max))^2``.
+        ``cond_max``, ``cond_weight * relu(log(lambda_max / lambda_min) - log(cond_max))^2``. ``alpha`` / ``beta``
+        override the module's values (the objective passes ramped ones).
         """
         g = self.profile(raw)
         a = self.alpha if alpha is None else alpha
         second = g[2:] - 2.0 * g[1:-1] + g[:-2]
         pen = smooth_weight * second.square().sum() + delta_weight * (a * g[self.bins]).square().mean()
         if cond_max is not None:
-            log_lam = self.log_spectrum(raw, alpha=a)
+            log_lam = self.log_spectrum(raw, alpha=a, beta=beta)
             pen = pen + cond_weight * F.relu(log_lam.max() - log_lam.min() - math.log(cond_max)).square()
         return pen
 

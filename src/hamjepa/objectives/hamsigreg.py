@@ -21,7 +21,8 @@ The H-optimiser state and the update counter are part of the objective's ``state
 tensors and plain types, loadable with ``weights_only=True``), so a resumed run continues exactly.
 
 Epoch ramps: with ``alpha_ramp_epochs = E > 0`` the profile weight is ``alpha * min(1, epoch / E)`` after
-:meth:`on_epoch_start` (likewise ``beta``); before any epoch hook the full values are used.
+:meth:`on_epoch_start` (likewise ``beta``); before any epoch hook the full values are used. The epoch is
+saved with the objective's state, so a loaded run's ``ham`` readout uses the spectrum it was trained with last.
 
 Terms: ``pred``, ``sigreg`` (of ``H^{1/2} z``, unweighted), ``total``, ``h_penalty`` (spectral penalty,
 0 for fixed metrics) and ``h_log_cond`` (``log(lambda_max / lambda_min)``).
@@ -179,11 +180,12 @@ class HamSIGRegObjective(LeJEPAObjective):
         )
 
     def get_extra_state(self) -> dict[str, Any]:
-        """H-optimiser state and update counters (tensors and plain types only)."""
+        """H-optimiser state, update counters and the ramp epoch (tensors and plain types only)."""
         return {
             "h_optimizer": None if self.h_optimizer is None else self.h_optimizer.state_dict(),
             "h_updates": self.h_updates,
             "last_h_step": self.last_h_step,
+            "epoch": self.epoch,
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
@@ -193,6 +195,7 @@ class HamSIGRegObjective(LeJEPAObjective):
             self.h_optimizer.load_state_dict(state["h_optimizer"])
         self.h_updates = int(state["h_updates"])
         self.last_h_step = int(state["last_h_step"])
+        self.epoch = None if state.get("epoch") is None else int(state["epoch"])
 
     # ------------------------------------------------------------------ maths
     def log_spectrum(self) -> Tensor:
@@ -215,7 +218,8 @@ class HamSIGRegObjective(LeJEPAObjective):
         log_lam = self.metric.log_spectrum(raw, alpha=alpha, beta=beta)
         sig = self.sigreg(self.metric.apply_sqrt(z, log_lam), step=step)
         sign = 1.0 if self.h_mode == "min" else -1.0
-        return sign * self.lambda_reg * sig + self.metric.spectral_penalty(raw, alpha=alpha, **self.penalty_kwargs)
+        penalty = self.metric.spectral_penalty(raw, alpha=alpha, beta=beta, **self.penalty_kwargs)
+        return sign * self.lambda_reg * sig + penalty
 
     def update_spectrum(self, z: Tensor, step: int) -> None:
         """One H-optimiser step on the batch ``z [V, B, D]`` (detached inside)."""
@@ -260,8 +264,9 @@ class HamSIGRegObjective(LeJEPAObjective):
         else:
             total = (1.0 - self.lambda_reg) * inv + self.lambda_reg * sig
         if self.metric.learnable:
+            alpha, beta = self.current_alpha_beta()
             with torch.no_grad():
-                penalty = self.metric.spectral_penalty(alpha=self.current_alpha_beta()[0], **self.penalty_kwargs)
+                penalty = self.metric.spectral_penalty(alpha=alpha, beta=beta, **self.penalty_kwargs)
         else:
             penalty = torch.zeros((), device=z.device)
         terms = {
