@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ FIGURES = (
     "energy_vs_time",
     "symplecticity_defect",
     "covariance_stability",
+    "sliced_projections",
 )
 STEPS = 30
 
@@ -80,6 +82,15 @@ def test_summary_contents(toy_out: Path) -> None:
         < rows["explicit_euler"]["reversibility_error"]["median"]
     )
     assert set(system["figures"]) == set(FIGURES)
+    for row in rows.values():
+        sliced = row["sliced"]
+        assert sliced["directions"] == 64 and sliced["steps"] == STEPS
+        assert len(sliced["curves"]["sliced_w1_rel"]) == STEPS + 1 and sliced["curves"]["sliced_w1_rel"][0] == 0.0
+    # harmonic oscillator: explicit Euler scales the ensemble by sqrt(1 + dt^2) per step (and rotates it), so
+    # projected variances grow by about STEPS * log(1 + dt^2); leapfrog only rotates / shears them
+    euler = rows["explicit_euler"]["sliced"]["log_var_ratio_final"]["median"]
+    assert euler == pytest.approx(STEPS * math.log(1 + 0.1**2), abs=0.05)
+    assert euler > 3 * rows["leapfrog"]["sliced"]["log_var_ratio_final"]["median_abs"]
 
 
 def test_settings_validation() -> None:

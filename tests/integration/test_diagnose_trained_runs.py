@@ -32,8 +32,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _diagnose(run: Path) -> dict:
     argv = ["diagnose", str(run), "--num-states", "8", "--steps", "20", "--probes", "2", "--dense-samples", "0"]
-    assert main(argv) == 0
-    return json.loads((run / "diagnostics" / "predictor_diagnostics.json").read_text())
+    assert main([*argv, "--rollout-samples", "6", "--directions", "4"]) == 0
+    result = json.loads((run / "diagnostics" / "predictor_diagnostics.json").read_text())
+    sliced = result["rollout"]["sliced"]  # the sliced view of the rollout of 6 encoded test images
+    assert sliced["directions"] == 4 and sliced["steps"] == 20 and len(sliced["curves"]["sliced_w1_rel"]) == 21
+    assert (run / "diagnostics" / "sliced_projections.png").is_file()
+    return result
 
 
 def test_hamiltonian_predictor_is_symplectic_and_exactly_invertible(runs: dict[str, Path]) -> None:

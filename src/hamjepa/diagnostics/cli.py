@@ -12,6 +12,10 @@ from pathlib import Path
 from hamjepa.diagnostics.toy_systems import SYSTEMS
 
 
+def _fmt(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.3f}"
+
+
 def _run_toy(args: argparse.Namespace) -> int:
     from hamjepa.diagnostics.toy_report import ToySettings, run_toy_diagnostics
 
@@ -24,6 +28,7 @@ def _run_toy(args: argparse.Namespace) -> int:
         ensemble=args.ensemble,
         symplectic_samples=args.samples,
         seed=args.seed,
+        sliced_directions=args.directions,
     )
     out = Path(args.out) if args.out else Path("diagnostics_toy")
     start = time.perf_counter()
@@ -37,6 +42,12 @@ def _run_toy(args: argparse.Namespace) -> int:
                 f"median reversal err {row['reversibility_error']['median']:.3e}  "
                 f"area ratio(T) {row['area_ratio_final']}  "
                 f"median sympl. defect {row['symplecticity_defect']['median']:.3e}"
+            )
+            sl = row["sliced"]
+            final = sl["log_var_ratio_final"]
+            print(
+                f"  {'':17s} sliced: W1(T,0)/std {_fmt(sl['sliced_w1_rel_final'])}  "
+                f"median |log var ratio| {_fmt(final['median_abs'])}  spread over directions {_fmt(final['spread'])}"
             )
     print(f"wrote {out}/summary.json and figures in {time.perf_counter() - start:.1f}s")
     return 0
@@ -58,6 +69,8 @@ def _run_predictor(args: argparse.Namespace) -> int:
         probes=args.probes,
         dense_samples=args.dense_samples,
         seed=args.seed,
+        sliced_directions=args.directions,
+        rollout_samples=args.rollout_samples,
     )
     brief = {
         "predictor": result["predictor"],
@@ -65,6 +78,9 @@ def _run_predictor(args: argparse.Namespace) -> int:
         "symplecticity_defect": result["symplecticity"]["defect"],
         "reconstruction_abs_error": result["reconstruction"]["abs_error"],
         "dense_log_abs_det": result["dense"]["log_abs_det"] if result["dense"] else None,
+        "sliced": {k: v for k, v in result["rollout"]["sliced"].items() if k != "curves"}
+        if result["rollout"]
+        else None,
         "files": result["files"],
     }
     print(json.dumps(brief, indent=2))
@@ -87,9 +103,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "TARGET=toy: energy drift, reversibility, Liouville area, energy vs time, symplecticity defect and "
             "covariance stability of explicit Euler / symplectic Euler / leapfrog on the pendulum, harmonic "
-            "oscillator and Duffing oscillator (spec I). TARGET=RUN_DIR (or a checkpoint file): float64 "
+            "oscillator and Duffing oscillator (spec I), and the sliced-projection view (App. D.4): the ensemble "
+            "projected on random unit directions, with the drift of those 1-D distributions from t = 0 (sliced "
+            "Wasserstein-1, log projected-variance ratios). TARGET=RUN_DIR (or a checkpoint file): float64 "
             "symplecticity defect, forward-backward reconstruction, log|det J|, singular-value pairing and "
-            "long-rollout energy drift of the run's predictor on encoded test images."
+            "long-rollout energy drift of the run's predictor on encoded test images, and the sliced-projection drift "
+            "of the rolled-out ensemble of embeddings."
         ),
     )
     p.add_argument("target", metavar="TARGET", help="'toy' or a run directory / checkpoint file")
@@ -110,9 +129,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--blob", type=int, default=41, help="Liouville blob grid side (toy only; default 41)")
     p.add_argument("--ensemble", type=int, default=256, help="random initial conditions (toy only; default 256)")
     p.add_argument("--samples", type=int, default=200, help="states for the toy symplecticity test (default 200)")
+    p.add_argument(
+        "--directions",
+        type=int,
+        default=64,
+        help="random unit directions of the sliced-projection diagnostic (toy and run; default 64)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of random initial conditions / probes (default 0)")
     p.add_argument("--device", default="cpu", help="device for the run-directory checks (default cpu)")
     p.add_argument("--num-states", type=int, default=256, help="test images encoded for a run (default 256)")
+    p.add_argument(
+        "--rollout-samples",
+        type=int,
+        default=64,
+        help="encoded states rolled out (energy drift and the sliced view) for a run (default 64)",
+    )
     p.add_argument("--probes", type=int, default=8, help="JVP probe pairs per state for a run (default 8)")
     p.add_argument(
         "--dense-samples",

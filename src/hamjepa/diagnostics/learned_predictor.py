@@ -22,6 +22,10 @@ Checks (``Omega = [[0, I], [-I, 0]]``, ``J`` = Jacobian of the forward map at a 
 * **long-rollout energy drift** of the learned ``H`` (only for predictors with an ``energy(z)`` method):
   ``|H(z_t) - H(z_0)| / (|H(z_0)| + 1e-12)`` over ``rollout_steps`` applications of the predictor; the norm
   growth ``|z_t| / |z_0|`` is reported for every predictor.
+* **sliced projections of the rollout** (App. D.4, :mod:`hamjepa.diagnostics.sliced`): the rollout ensemble is
+  projected on ``sliced_directions`` random unit directions after every application; reported are the drift of
+  those 1-D distributions from ``t = 0`` (sliced Wasserstein-1 in units of the initial projected spread) and
+  the log ratios of projected variances (median and spread over directions).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from hamjepa.diagnostics.sliced import random_unit_directions, sliced_drift
 
 __all__ = ["apply_omega", "dense_jacobian", "diagnose_predictor", "jvp"]
 
@@ -112,14 +118,16 @@ def _dense_checks(predictor: nn.Module, z: Tensor, chunk: int) -> dict[str, Any]
 
 
 @torch.no_grad()
-def _rollout(predictor: nn.Module, z: Tensor, steps: int) -> dict[str, Any]:
+def _rollout(predictor: nn.Module, z: Tensor, steps: int, directions: Tensor) -> dict[str, Any]:
     energy_fn = getattr(predictor, "energy", None)
     e0 = energy_fn(z) if callable(energy_fn) else None
     norm0 = z.norm(dim=-1)
     energy_drift, norm_ratio = [], []
     x = z
+    frames = [z @ directions.T]  # the projections are all the sliced view needs: [n, M] per step
     for _ in range(steps):
         x = predictor(x, 1)
+        frames.append(x @ directions.T)
         norm_ratio.append(x.norm(dim=-1) / norm0)
         if e0 is not None:
             energy_drift.append((energy_fn(x) - e0).abs() / (e0.abs() + 1e-12))
@@ -129,7 +137,12 @@ def _rollout(predictor: nn.Module, z: Tensor, steps: int) -> dict[str, Any]:
         "norm_ratio_final": _stats(norm_curve[-1]),
         "norm_ratio_median_curve": norm_curve.median(dim=1).values.cpu().tolist(),
         "has_energy": e0 is not None,
+        "sliced": None,
     }
+    if z.shape[0] >= 2:
+        eye = torch.eye(directions.shape[0], dtype=z.dtype, device=z.device)
+        drift = sliced_drift(torch.stack(frames), eye)  # already projected: identity "directions"
+        result["sliced"] = {**drift.summary(), "curves": drift.curves()}
     if e0 is not None:
         drift = torch.stack(energy_drift)
         result["energy_relative_drift_final"] = _stats(drift[-1])
@@ -147,6 +160,7 @@ def diagnose_predictor(
     dense_max_dim: int = 4096,
     rollout_steps: int = 1000,
     rollout_samples: int = 64,
+    sliced_directions: int = 64,
     seed: int = 0,
     chunk: int = 4096,
 ) -> dict[str, Any]:
@@ -159,8 +173,9 @@ def diagnose_predictor(
         dense_samples: states (the first ones) for the dense-Jacobian checks; 0 disables them.
         dense_max_dim: largest ``D`` for which dense Jacobians are formed.
         rollout_steps: applications of the predictor in the long rollout; 0 disables it.
-        rollout_samples: states (the first ones) used in the rollout.
-        seed: seed of the probe vectors.
+        rollout_samples: states (the first ones) used in the rollout (and its sliced view; needs >= 2).
+        sliced_directions: random unit directions of the sliced-projection view of the rollout.
+        seed: seed of the probe vectors and of the sliced directions.
         chunk: batch size of the JVP calls (memory knob).
 
     Returns:
@@ -212,5 +227,6 @@ def diagnose_predictor(
     elif dense_samples:
         result["dense_note"] = f"skipped: D={dim} > dense_max_dim={dense_max_dim}"
     if rollout_steps:
-        result["rollout"] = _rollout(model, z[:rollout_samples], rollout_steps)
+        directions = random_unit_directions(dim, sliced_directions, seed).to(z.device)
+        result["rollout"] = _rollout(model, z[:rollout_samples], rollout_steps, directions)
     return result

@@ -8,6 +8,7 @@ on the objective's predictor and writes ``RUN_DIR/diagnostics/``::
     symplecticity_defect.png     histogram of per-state defect estimates (+ reconstruction errors)
     singular_value_pairing.png   s_i vs 1/s_{D+1-i} and |log(s_i s_{D+1-i})| (dense check)
     rollout.png                  energy drift / norm growth over the long rollout
+    sliced_projections.png       drift of random 1-D projections of the rolled-out ensemble (App. D.4)
 """
 
 from __future__ import annotations
@@ -111,10 +112,35 @@ def write_predictor_report(result: dict[str, Any], out_dir: str | Path) -> dict[
         ax_n.legend(loc="best")
         written["rollout"] = str(out / "rollout.png")
         fig.savefig(written["rollout"], dpi=100)
+    if roll and roll.get("sliced"):
+        written["sliced_projections"] = _plot_sliced(roll["sliced"], f"{name} (D={dim})", out)
 
     written["json"] = str(out / "predictor_diagnostics.json")
     Path(written["json"]).write_text(json.dumps(result, indent=2))
     return written
+
+
+def _plot_sliced(sliced: dict[str, Any], title: str, out: Path) -> str:
+    curves = {k: np.asarray(v, dtype=float) for k, v in sliced["curves"].items()}  # None -> nan
+    fig, (ax_w, ax_v) = _figure(2, f"{title}: {sliced['directions']} random 1-D projections of the rollout")
+    t = np.arange(curves["sliced_w1_rel"].size)
+    ax_w.plot(t, curves["sliced_w1_rel"], color="C0", label="mean over directions")
+    ax_w.set_xlabel("application t")
+    ax_w.set_ylabel("W1(t, 0) / std(0)")
+    ax_w.set_title("sliced Wasserstein-1 from t = 0")
+    ax_w.legend(loc="best")
+    ax_v.plot(t, curves["log_var_ratio_median"], color="C1", label="median over directions")
+    ax_v.fill_between(
+        t, curves["log_var_ratio_min"], curves["log_var_ratio_max"], color="C1", alpha=0.2, label="min–max"
+    )
+    ax_v.axhline(0.0, color="k", lw=0.6)
+    ax_v.set_xlabel("application t")
+    ax_v.set_ylabel("log Var(aᵀz_t) / Var(aᵀz_0)")
+    ax_v.set_title("projected variance")
+    ax_v.legend(loc="best")
+    path = str(out / "sliced_projections.png")
+    fig.savefig(path, dpi=100)
+    return path
 
 
 @torch.no_grad()

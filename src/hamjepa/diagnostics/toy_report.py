@@ -10,8 +10,10 @@ Layout written under ``out_dir``::
     <system>/energy_vs_time.png       median and 25-75 % band of the relative drift
     <system>/symplecticity_defect.png histograms of ||J^T Omega J - Omega||_F
     <system>/covariance_stability.png trace, log det, lambda_min of the ensemble covariance
+    <system>/sliced_projections.png   drift of random 1-D projections of the ensemble (App. D.4)
 
-Every figure has one panel (column) per integrator. Figures use Matplotlib's object API with the Agg
+Every figure except ``sliced_projections.png`` (which overlays the integrators) has one panel (column) per
+integrator. Figures use Matplotlib's object API with the Agg
 canvas (no pyplot state, no display needed).
 """
 
@@ -29,6 +31,7 @@ import torch
 from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
+from hamjepa.diagnostics.sliced import SlicedDrift, random_unit_directions, sliced_drift
 from hamjepa.diagnostics.toy_metrics import (
     EPS64,
     covariance_stability,
@@ -40,7 +43,14 @@ from hamjepa.diagnostics.toy_metrics import (
     symplecticity_defect,
     uniform_states,
 )
-from hamjepa.diagnostics.toy_systems import INTEGRATOR_LABELS, INTEGRATORS, SYSTEMS, ToySystem, get_system
+from hamjepa.diagnostics.toy_systems import (
+    INTEGRATOR_LABELS,
+    INTEGRATORS,
+    SYSTEMS,
+    ToySystem,
+    get_system,
+    rollout,
+)
 
 __all__ = ["ToySettings", "run_toy_diagnostics"]
 
@@ -56,7 +66,9 @@ class ToySettings:
         blob: side of the Liouville blob grid.
         ensemble: number of random initial conditions for energy-vs-time and covariance.
         symplectic_samples: number of random states for the symplecticity defect.
-        seed: NumPy generator seed of the random initial conditions (one fresh generator per system).
+        seed: NumPy generator seed of the random initial conditions (one fresh generator per system) and
+            of the sliced-projection directions.
+        sliced_directions: random unit directions of the sliced-projection diagnostic.
     """
 
     dt: float = 0.1
@@ -66,12 +78,20 @@ class ToySettings:
     ensemble: int = 256
     symplectic_samples: int = 200
     seed: int = 0
+    sliced_directions: int = 64
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field."""
         if not (self.dt > 0 and math.isfinite(self.dt)):
             raise ValueError(f"dt must be a positive finite number, got {self.dt}")
-        for name, minimum in (("steps", 1), ("grid", 2), ("blob", 2), ("ensemble", 2), ("symplectic_samples", 1)):
+        for name, minimum in (
+            ("steps", 1),
+            ("grid", 2),
+            ("blob", 2),
+            ("ensemble", 2),
+            ("symplectic_samples", 1),
+            ("sliced_directions", 1),
+        ):
             value = getattr(self, name)
             if value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -248,13 +268,57 @@ def _plot_covariance(system: ToySystem, cov: dict[str, Any], path: Path) -> str:
     return _save(fig, path)
 
 
+def sliced_ensemble(
+    system: ToySystem, integrator: str, s: ToySettings, ensemble: np.ndarray, directions: torch.Tensor
+) -> SlicedDrift:
+    """Sliced drift of the ensemble rolled out by ``integrator`` (float32, wrapped, every step; like spec I.6)."""
+    x0 = torch.from_numpy(ensemble).to(torch.float32)
+    _, traj = rollout(system, INTEGRATORS[integrator], x0, s.dt, s.steps, wrap=True, record_every=1)
+    assert traj is not None
+    return sliced_drift(traj, directions)
+
+
+def _plot_sliced(system: ToySystem, sliced: dict[str, SlicedDrift], dt: float, path: Path) -> str:
+    fig, axes = _panels(1, 3, f"{system.title}: random 1-D projections of the ensemble (Cramér–Wold view)")
+    ax_w, ax_v, ax_h = axes[0]
+    for i, (name, res) in enumerate(sliced.items()):
+        t = res.times * dt
+        curves = res.curves()
+        label = INTEGRATOR_LABELS[name]
+        ax_w.plot(t, np.asarray(curves["sliced_w1_rel"], dtype=float), color=f"C{i}", label=label)
+        lo = np.asarray(curves["log_var_ratio_min"], dtype=float)
+        hi = np.asarray(curves["log_var_ratio_max"], dtype=float)
+        ax_v.plot(t, np.asarray(curves["log_var_ratio_median"], dtype=float), color=f"C{i}", label=label)
+        ax_v.fill_between(t, lo, hi, color=f"C{i}", alpha=0.2)
+        final = res.projections_first[-1]
+        if i == 0:
+            ax_h.hist(res.projections_first[0], bins=30, histtype="step", color="k", label="t = 0")
+        if np.isfinite(final).all():
+            ax_h.hist(final, bins=30, histtype="step", color=f"C{i}", label=f"{label}, t = T")
+    ax_w.set_xlabel("time t·dt")
+    ax_w.set_ylabel("mean W1(t, 0) / std(0)")
+    ax_w.set_title("sliced Wasserstein-1 from t = 0")
+    ax_w.legend(loc="best", fontsize=7)
+    ax_v.axhline(0.0, color="k", lw=0.6)
+    ax_v.set_xlabel("time t·dt")
+    ax_v.set_ylabel("log Var(aᵀx_t) / Var(aᵀx_0)")
+    ax_v.set_title("projected variance: median, min–max over directions")
+    ax_v.legend(loc="best", fontsize=7)
+    ax_h.set_xlabel("projection on the first direction")
+    ax_h.set_ylabel("count")
+    ax_h.set_title("1-D distribution at t = 0 and t = T")
+    ax_h.legend(loc="best", fontsize=7)
+    return _save(fig, path)
+
+
 def _diagnose_system(system: ToySystem, integrators: Sequence[str], s: ToySettings, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(s.seed)
     ensemble = uniform_states(system, s.ensemble, rng)
     sym_states = uniform_states(system, s.symplectic_samples, rng)
 
-    drift, rev, area, etime, defects, dets, cov = {}, {}, {}, {}, {}, {}, {}
+    drift, rev, area, etime, defects, dets, cov, sliced = {}, {}, {}, {}, {}, {}, {}, {}
+    directions = random_unit_directions(ensemble.shape[1], s.sliced_directions, s.seed)
     for name in integrators:
         step = INTEGRATORS[name]
         drift[name] = energy_drift_grid(system, step, s.dt, s.steps, s.grid)
@@ -263,6 +327,7 @@ def _diagnose_system(system: ToySystem, integrators: Sequence[str], s: ToySettin
         etime[name] = energy_vs_time(system, step, s.dt, s.steps, ensemble)
         defects[name], dets[name] = symplecticity_defect(system, step, s.dt, sym_states)
         cov[name] = covariance_stability(system, step, s.dt, s.steps, ensemble)
+        sliced[name] = sliced_ensemble(system, name, s, ensemble, directions)
 
     figures = {
         "energy_drift_heatmap": _plot_heatmaps(system, drift, s.dt, s.steps, out_dir / "energy_drift_heatmap.png"),
@@ -274,6 +339,7 @@ def _diagnose_system(system: ToySystem, integrators: Sequence[str], s: ToySettin
         "energy_vs_time": _plot_energy_time(system, etime, s.dt, out_dir / "energy_vs_time.png"),
         "symplecticity_defect": _plot_defects(system, defects, out_dir / "symplecticity_defect.png"),
         "covariance_stability": _plot_covariance(system, cov, out_dir / "covariance_stability.png"),
+        "sliced_projections": _plot_sliced(system, sliced, s.dt, out_dir / "sliced_projections.png"),
     }
 
     per_integrator: dict[str, Any] = {}
@@ -298,6 +364,7 @@ def _diagnose_system(system: ToySystem, integrators: Sequence[str], s: ToySettin
                 key: {"start": _finite_or_none(getattr(c, key)[0]), "end": _finite_or_none(getattr(c, key)[-1])}
                 for key in ("trace", "logdet", "lambda_min")
             },
+            "sliced": {**sliced[name].summary(), "curves": sliced[name].curves()},
         }
     return {
         "title": system.title,

@@ -58,7 +58,9 @@ def build_objective(cfg: Config, *, encoder_dim: int) -> nn.Module:
     """The registered objective ``cfg.objective['name']`` with its keyword arguments from the config.
 
     A ``predictor`` argument receives :func:`build_predictor`'s module; a ``dim`` / ``embed_dim`` argument
-    receives the encoder's output dimension.
+    receives the encoder's output dimension; a ``token_channels`` argument receives ``model.token_dim`` when
+    ``z`` is a flattened token grid (tokens mode, identity projector; else None) and a ``split_qp`` argument
+    receives ``model.split_qp`` (the layout of that grid), unless the objective section sets them.
     """
     kwargs = {k: v for k, v in cfg.objective.items() if k != "name"}
     cls = get_objective_class(cfg.objective["name"])
@@ -68,6 +70,15 @@ def build_objective(cfg: Config, *, encoder_dim: int) -> nn.Module:
     for name in ("dim", "embed_dim"):
         if name in params and name not in kwargs:
             kwargs[name] = encoder_dim
+    layout = {
+        "token_channels": cfg.model.token_dim
+        if cfg.model.mode == "tokens" and cfg.model.projector == "identity"
+        else None,
+        "split_qp": cfg.model.split_qp,
+    }
+    for name, value in layout.items():
+        if name in params and name not in kwargs:
+            kwargs[name] = value
     if "seed" in params and "seed" not in kwargs:
         kwargs["seed"] = cfg.seed
     return cls(**kwargs)

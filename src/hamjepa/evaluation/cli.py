@@ -109,16 +109,22 @@ def evaluate_run(
             raise ValueError("eval: cannot tell whether the encoder splits z into q/p; pass --split-qp on|off")
     else:
         flag = split_qp == "on"
+    dev = device or ("cuda" if _cuda() else "cpu")
+    feature_readouts = getattr(run.objective, "feature_readouts", None)
+    extra = feature_readouts() if callable(feature_readouts) else {}
+    if extra:
+        run.objective.to(dev)
     return evaluate(
         run.encoder,
         build_eval_data_from_config(config),
         split_qp=flag,
         out_dir=out or _default_out(Path(run.checkpoint_path), Path(path)),
-        device=device or ("cuda" if _cuda() else "cpu"),
+        device=dev,
         options=options,
         checkpoint=str(run.checkpoint_path),
         config=config,
         dataset=_dataset_name(config),
+        extra_readouts=extra,
     )
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .features import EvalDataLike, FeatureDtype, check_labels, extract_features, readouts
 from .geometry import feature_geometry
@@ -73,6 +73,7 @@ def _evaluate(
     config: dict[str, Any] | None = None,
     dataset: str | None = None,
     verbose: bool = True,
+    extra_readouts: Mapping[str, Callable[[Tensor], Tensor]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a frozen encoder and write ``out_dir/metrics.json``, ``out_dir/report.md`` and
     ``out_dir/plots/summary_<readout>.png``.
@@ -83,6 +84,8 @@ def _evaluate(
         split_qp: evaluate readouts q / p / qp (``True``) or the single readout z (``False``).
         out_dir: the eval folder (usually ``RUN_DIR/eval``).
         checkpoint, config, dataset: recorded verbatim in metrics.json.
+        extra_readouts: further readouts computed from the full features ``[N, D]``, e.g. the objective's
+            :meth:`~hamjepa.objectives.Objective.feature_readouts` (HamSIGReg: ``"ham"`` = ``H^{1/2} z``).
 
     Returns:
         The metrics dict written to metrics.json (schema in :mod:`hamjepa.evaluation.report`).
@@ -116,6 +119,11 @@ def _evaluate(
     if f_train.shape[1] != f_test.shape[1]:
         raise ValueError(f"train/test feature dims differ: {f_train.shape[1]} vs {f_test.shape[1]}")
     r_train, r_test = readouts(f_train, split_qp), readouts(f_test, split_qp)
+    for name, transform in (extra_readouts or {}).items():
+        if name in r_train:
+            raise ValueError(f"extra readout {name!r} clashes with a built-in readout ({', '.join(r_train)})")
+        with torch.no_grad():
+            r_train[name], r_test[name] = transform(f_train).float(), transform(f_test).float()
 
     with _stage(timing, "knn", device, verbose):
         knn = {

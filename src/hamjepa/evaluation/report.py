@@ -12,7 +12,7 @@ metrics.json schema (version 1; accuracies are fractions in [0, 1]; times in sec
       "n_train": int, "n_test": int,
       "options": {...},                  # the EvalOptions used (k sweep, probe settings, seeds, dtype)
       "readouts": {
-        "<name>": {                      # "q" | "p" | "qp" (split_qp) or "z"
+        "<name>": {                      # "q" | "p" | "qp" (split_qp) or "z"; + objective extras ("ham")
           "feature_dim": int,
           "knn": {"k_values": [int], "top1": [float], "top5": [float], "nn20": float | null,
                   "best_k": int, "best_top1": float, "weighted": bool, "temperature": float | null},

@@ -1,4 +1,4 @@
-"""Self-supervised objectives (HamJEPA, LeJEPA + SIGReg, MLP-HJEPA, BiJEPA) and their regularisers.
+"""Self-supervised objectives (HamJEPA, LeJEPA + SIGReg, HamSIGReg, MLP-HJEPA, BiJEPA) and their regularisers.
 
 Importing this package registers the built-in objectives; see :func:`get_objective_class`.
 """
@@ -6,7 +6,9 @@ Importing this package registers the built-in objectives; see :func:`get_objecti
 from __future__ import annotations
 
 from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.ham_metric import HamMetric
 from hamjepa.objectives.hamjepa import HamJEPAObjective
+from hamjepa.objectives.hamsigreg import HamSIGRegObjective
 from hamjepa.objectives.lejepa import LeJEPAObjective
 from hamjepa.objectives.mlp_hjepa import MLPHJEPAObjective
 from hamjepa.objectives.registry import available_objectives, get_objective_class, register_objective
@@ -21,6 +23,8 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the checkout
 
 __all__ = [
     "HamJEPAObjective",
+    "HamMetric",
+    "HamSIGRegObjective",
     "LeJEPAObjective",
     "MLPHJEPAObjective",
     "MeanPenalty",

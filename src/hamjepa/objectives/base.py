@@ -26,6 +26,7 @@ Without a process group ``all_reduce_sum`` is the identity and nothing changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -77,6 +78,14 @@ class Objective(nn.Module):
 
     def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
         raise NotImplementedError
+
+    def feature_readouts(self) -> dict[str, Callable[[Tensor], Tensor]]:
+        """Extra evaluation readouts this objective defines: ``{name: features [N, D] -> [N, D']}``.
+
+        Evaluated alongside the encoder's own readouts (``z`` or ``q`` / ``p`` / ``qp``); empty here.
+        HamSIGReg adds ``"ham"`` (``H^{1/2} z``).
+        """
+        return {}
 
     @staticmethod
     def check_views(z: Tensor, *, name: str = "z", min_views: int = 2) -> tuple[int, int, int]:
