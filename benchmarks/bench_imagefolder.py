@@ -178,9 +178,7 @@ def main() -> None:
                 root = reencoded_copy(Path(args.data), (w, h), Path(tmp) / size)
             source = ImageFolderSource(root, "train")
             for workers in args.workers:
-                rates = measure(
-                    source, workers, args.batch_size, args.warmup, args.batches, args.device, args.repeats
-                )
+                rates = measure(source, workers, args.batch_size, args.warmup, args.batches, args.device, args.repeats)
                 row = {
                     "images": size,
                     "workers": workers,
