@@ -168,6 +168,7 @@ def main() -> None:
     args = p.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     torch.set_num_threads(1)
+    prov = provenance(args.device)  # at the start: the commit whose code is measured
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -200,7 +201,7 @@ def main() -> None:
         "stream_device": args.device,
         "cpu_count": os.cpu_count(),
         "rows": rows,
-        "provenance": provenance(args.device),
+        "provenance": prov,
     }
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
