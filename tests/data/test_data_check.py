@@ -74,3 +74,21 @@ def test_clean_folder_and_single_split_exit_0(tmp_path: Path, capsys: pytest.Cap
 def test_not_an_image_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "check", str(tmp_path / "absent")]) == 2
     assert capsys.readouterr().err.startswith("error: data:")
+
+
+def test_evaluation_data_honours_on_corrupt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from hamjepa.data.eval_data import eval_data_from_imagefolder
+    from hamjepa.data.imagefolder import CorruptImageError
+
+    bad = _break(_tree(tmp_path))
+    strict = eval_data_from_imagefolder(tmp_path, batch_size=4, num_workers=0, resize=32, crop=24)
+    with pytest.raises(CorruptImageError, match=r"2\.JPEG"):
+        list(strict.test())
+    lenient = eval_data_from_imagefolder(tmp_path, batch_size=4, num_workers=0, resize=32, crop=24, on_corrupt="skip")
+    with caplog.at_level("WARNING", logger="hamjepa.data.eval_data"):
+        test = list(lenient.test())
+        train = list(lenient.train())
+    assert sum(len(y) for _, y in test) == 5 and sum(len(y) for _, y in train) == 4
+    assert all(x.shape[1:] == (3, 24, 24) for x, _ in test)
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert all(str(p) in logged for p in bad.values())
