@@ -236,3 +236,30 @@ def test_collate_keeps_positions(tmp_path: Path) -> None:
     views = FolderViews(src, imagenet_augment(), seed=0, decode="device")
     batch = collate_views([views[(i, 0)] for i in range(3)])
     assert batch.encoded_positions == [0, 1, 2] and batch.crops is None and batch.labels.tolist() == [0, 0, 0]
+
+
+@pytest.mark.realdata
+def test_worker_crops_equal_the_decode_then_crop_reference_on_real_jpegs(shared_data: Path) -> None:
+    """Boxes from the header + torchvision decoding give exactly the crops of decoding first and sampling the
+    boxes from the decoded size (the stream's previous computation)."""
+    from torchvision.transforms.v2.functional import resized_crop
+
+    from hamjepa.data.augment_params import sample_crop_params
+    from hamjepa.data.seeding import TAG_CROP, make_generator
+
+    source = ImageFolderSource(shared_data / "imagenette-mini", "train")
+    aug = imagenet_augment()
+    views = FolderViews(source, aug, seed=7)
+    for index in (0, 777, 2599):
+        image = source.decode(index)
+        gen = make_generator("cpu", 7, 3, index, TAG_CROP)
+        g = aug.groups[0]
+        box = sample_crop_params(g.n_views, image.shape[1], image.shape[2], g.scale, aug.settings.ratio, gen)
+        ref = torch.stack(
+            [
+                resized_crop(image, int(t), int(le), int(h), int(w), [g.size, g.size], antialias=True)
+                for t, le, h, w in zip(box.top, box.left, box.height, box.width, strict=True)
+            ]
+        )
+        item = views[(index, 3)]
+        assert item.label == source.samples[index][1] and torch.equal(item.crops[0], ref)

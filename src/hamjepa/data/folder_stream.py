@@ -163,6 +163,7 @@ class ImageFolderStream(StreamPosition):
             for out, c in zip(groups, batch.crops, strict=True):
                 out[:, pos] = c.to(self.device, non_blocking=True).transpose(0, 1)
         failed: list[int] = []
+        last_bad = ("", "")
         images = decode_jpegs_on(self.device, batch.encoded)
         for k, image in enumerate(images):
             position, boxes = batch.encoded_positions[k], batch.boxes[k]
@@ -175,16 +176,18 @@ class ImageFolderStream(StreamPosition):
                         raise
                     self._skip(str(exc.path), exc.reason)
                     failed.append(position)
+                    last_bad = (str(exc.path), exc.reason)
                     continue
-            if image.shape[1] < int(max(bx.top.max() + bx.height.max() for bx in boxes)) or image.shape[2] < int(
-                max(bx.left.max() + bx.width.max() for bx in boxes)
-            ):  # header and decoder disagree on the size: take boxes from the decoded size
+            bottom = max(int((bx.top + bx.height).max()) for bx in boxes)
+            right = max(int((bx.left + bx.width).max()) for bx in boxes)
+            if bottom > image.shape[1] or right > image.shape[2]:
+                # the header and the decoder disagree on the size: take the boxes from the decoded size
                 boxes = self._views.sample_boxes(image.shape[1], image.shape[2], epoch, batch.encoded_indices[k])
             for out, box, g in zip(groups, boxes, self.augment.groups, strict=True):
                 out[:, position] = crop_resize_float(image, box, g.size).round_().clamp_(0, 255).to(torch.uint8)
         good = sorted(set(range(b)) - set(failed))
         if not good:
-            raise CorruptImageError(str(batch.skipped[-1][0]) if batch.skipped else "?", "a whole batch is corrupt")
+            raise CorruptImageError(last_bad[0], f"{last_bad[1]}; and every other image of its batch is corrupt too")
         for position in failed:  # replace by the nearest readable image of the batch (crops and label)
             donor = min(good, key=lambda q: (abs(q - position), q))
             for out in groups:
