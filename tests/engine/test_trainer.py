@@ -10,7 +10,9 @@ import torch
 from tests.engine.helpers import tiny_config, write_tiny_cifar
 
 from hamjepa.engine.bench import benchmark_training
-from hamjepa.engine.trainer import NonFiniteLossError, Trainer
+from hamjepa.engine.nonfinite import NonFiniteLossError
+from hamjepa.engine.trainer import Trainer
+from hamjepa.evaluation.callbacks import callbacks_from_config
 from hamjepa.objectives.base import ObjectiveOutput
 
 
@@ -33,13 +35,31 @@ def test_non_finite_loss_stops_with_step_and_terms_and_keeps_last_good_checkpoin
         return out
 
     trainer.objective.forward = poisoned  # type: ignore[method-assign]
-    with pytest.raises(NonFiniteLossError, match=r"step 6 \(epoch 2\).*pred=inf"):
+    with pytest.raises(NonFiniteLossError, match=r"step 6 \(epoch 2\).*pred=inf") as exc:
         trainer.fit()
+    assert "The last good checkpoint is" in str(exc.value) and "last.pt (epoch 1, step 4)" in str(exc.value)
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["step"] == 4  # the end of epoch 1, not the poisoned state
     assert all(torch.isfinite(t).all() for t in state["encoder"].values() if t.is_floating_point())
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["kind"] == "error" and rows[-1]["step"] == 6
+
+
+def test_non_finite_loss_in_the_first_epoch_says_that_nothing_was_saved(tmp_path: Path, tiny_data: Path) -> None:
+    cfg = tiny_config("cifar100_sigreg", tiny_data, **{"train.epochs": 2, "train.log_every": 2})
+    trainer = Trainer(cfg, run_dir=tmp_path / "run")
+    original = trainer.objective.forward
+
+    def poisoned(z: torch.Tensor, *, step: int, z_target: torch.Tensor | None = None) -> ObjectiveOutput:
+        out = original(z, step=step, z_target=z_target)
+        return ObjectiveOutput(out.loss * float("nan"), out.terms) if step == 0 else out
+
+    trainer.objective.forward = poisoned  # type: ignore[method-assign]
+    with pytest.raises(NonFiniteLossError, match=r"step 1 \(epoch 1\)") as exc:
+        trainer.fit()
+    message = str(exc.value)
+    assert "No checkpoint was saved" in message and "last good checkpoint" not in message
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
 def test_predictor_gets_its_own_lr_group_and_clipping_choice(tmp_path: Path, tiny_data: Path) -> None:
@@ -62,7 +82,7 @@ def test_online_monitor_logs_knn_every_n_epochs(tmp_path: Path, tiny_data: Path)
         tiny_data,
         **{"train.epochs": 2, "train.monitor_every": 1, "train.monitor_train_size": 16, "train.monitor_test_size": 8},
     )
-    Trainer(cfg, run_dir=tmp_path / "run").fit()
+    Trainer(cfg, run_dir=tmp_path / "run", callbacks=callbacks_from_config(cfg)).fit()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     monitor = [r for r in rows if r["kind"] == "monitor"]
     assert [r["epoch"] for r in monitor] == [1, 2]
@@ -105,5 +125,5 @@ def test_local_views_of_another_size_are_encoded_and_stacked_after_the_global_on
     groups = views if isinstance(views, list) else [views]
     z = trainer.module.embed(views)
     assert z.shape == (sum(g.shape[0] for g in groups), labels.shape[0], 2048) and z.shape[0] == 4
-    loss, terms = trainer._train_step(views)
-    assert torch.isfinite(loss) and set(terms) >= {"pred", "sigreg"}
+    out = trainer.train_step(views, trainer.step)
+    assert torch.isfinite(out.loss) and set(out.terms) >= {"pred", "sigreg"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -62,22 +63,48 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+def _load_failure(file: Path, err: BaseException) -> CheckpointError:
+    """One-line error telling apart foreign objects (refused), a damaged file, and a file that is no checkpoint.
+
+    ``weights_only=True`` raises ``UnpicklingError`` both for a real pickle naming a non-allowed global (a
+    class or function: refused for safety) and for bytes that are not a pickle at all ("Unsupported
+    operand"); the former is recognised by the refused ``GLOBAL`` it names.
+    """
+    text = str(err)
+    refused = re.search(r"GLOBAL ([\w.]+)", text)
+    if isinstance(err, pickle.UnpicklingError) and refused:
+        return CheckpointError(
+            f"checkpoint: {file} holds objects other than tensors and plain types ({refused.group(1)}) and is "
+            "refused for safety; re-save it with tensors and plain types only."
+        )
+    with open(file, "rb") as fh:
+        head = fh.read(4)
+    if not head:
+        return CheckpointError(
+            f"checkpoint: {file} is empty (an interrupted write?); use an earlier checkpoint or retrain."
+        )
+    if head == b"PK\x03\x04" or isinstance(err, EOFError):
+        first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        return CheckpointError(
+            f"checkpoint: {file} is truncated or corrupt ({first[:120]}); use an earlier checkpoint or retrain."
+        )
+    return CheckpointError(
+        f"checkpoint: {file} is not a PyTorch checkpoint (its bytes do not parse as one); pass the .pt file "
+        "that `hamjepa train` wrote (RUN_DIR/checkpoints/last.pt) or the run directory."
+    )
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``) with one-line errors for bad files."""
+    """Load a checkpoint safely (``weights_only=True``) with one-line errors for bad files.
+
+    Errors distinguish a file that is not a checkpoint at all, a truncated or corrupt one, and a real pickle
+    holding objects other than tensors and plain types (refused for safety).
+    """
     file = resolve_checkpoint(path)
     try:
         state = torch.load(file, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint: {file} holds objects other than tensors and plain types and is refused for "
-            f"safety ({first[:160]}); re-save it with tensors and plain types only."
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint: {file} is truncated or corrupt ({first[:160]}); use an earlier checkpoint or retrain."
-        ) from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, ValueError) as err:
+        raise _load_failure(file, err) from None
     if not isinstance(state, dict) or "encoder" not in state or "config" not in state:
         raise CheckpointError(f"checkpoint: {file} is not a hamjepa checkpoint (no 'encoder'/'config' keys).")
     return state
