@@ -79,6 +79,7 @@ def test_channel_statistics_match_torchvision_cpu_pipeline(cifar100_npz: Path) -
 
 
 N_IMAGENET = 200
+IMAGENET_AUGMENT = imagenet_augment  # the mutation check below swaps it
 
 
 def _torchvision_imagenet_pipeline() -> v2.Compose:
@@ -117,7 +118,7 @@ def test_imagefolder_stream_statistics_match_torchvision_pil_pipeline(shared_dat
         device="cpu",
         num_workers=0,
         subset=N_IMAGENET,
-        augment=imagenet_augment(n_global=1),
+        augment=IMAGENET_AUGMENT(n_global=1),
     )
     stream.set_epoch(0)
     ours = torch.cat([views[0] for views, _ in stream])  # [N, 3, 224, 224]

@@ -239,6 +239,7 @@ def test_collate_keeps_positions(tmp_path: Path) -> None:
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_worker_crops_equal_the_decode_then_crop_reference_on_real_jpegs(shared_data: Path) -> None:
     """Boxes from the header + torchvision decoding give exactly the crops of decoding first and sampling the
     boxes from the decoded size (the stream's previous computation)."""
@@ -263,3 +264,28 @@ def test_worker_crops_equal_the_decode_then_crop_reference_on_real_jpegs(shared_
         )
         item = views[(index, 3)]
         assert item.label == source.samples[index][1] and torch.equal(item.crops[0], ref)
+
+
+def test_worker_crop_boxes_follow_torchvision_random_resized_crop(tmp_path: Path) -> None:
+    """The crop boxes the workers take (ImageNet preset: scale (0.4, 1), ratio (3/4, 4/3)) have the distribution
+    of torchvision's ``RandomResizedCrop.get_params`` on a 500x375 image (quantiles of area and aspect)."""
+    from torchvision.transforms import v2
+
+    _write_jpeg(tmp_path / "train" / "a" / "x.JPEG", _smooth_image(375, 500, seed=0))
+    views = FolderViews(ImageFolderSource(tmp_path, "train"), imagenet_augment(), seed=0)
+    n = 1500
+    ours = [views.sample_boxes(375, 500, epoch=0, index=i)[0] for i in range(n)]
+    h = torch.cat([b.height for b in ours]).double()
+    w = torch.cat([b.width for b in ours]).double()
+    torch.manual_seed(0)
+    img = torch.zeros(3, 375, 500)
+    ref = torch.tensor(
+        [v2.RandomResizedCrop.get_params(img, [0.4, 1.0], [3 / 4, 4 / 3])[2:] for _ in range(2 * n)]
+    ).double()
+    q = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=torch.float64)
+    for name, a, b in (
+        ("area", h * w / (375 * 500), ref[:, 0] * ref[:, 1] / (375 * 500)),
+        ("aspect", w / h, ref[:, 1] / ref[:, 0]),
+    ):
+        assert (a.quantile(q) - b.quantile(q)).abs().max() < 0.03, name
+    assert (h * w).min() >= 0.4 * 375 * 500 * 0.98 and imagenet_augment().blur_kernel == 23
