@@ -125,6 +125,18 @@ def _imagenet100_section(by_kind: dict[str, list[tuple[Path, dict[str, Any]]]]) 
                 f"| {r['speedup_workers_vs_torchvision']:.1f}x | {r['ours_stream_images_per_s']:.1f} "
                 f"| {IMAGENET100_TRAIN_IMAGES / tv:,.0f} | {IMAGENET100_TRAIN_IMAGES / ours:,.0f} |"
             )
+        one = [r for r in d["rows"] if r["workers"] == 1]
+        extrapolated = [
+            f"{r['images']}: torchvision {IMAGENET100_TRAIN_IMAGES / (16 * r['torchvision_images_per_s']):,.0f} s, "
+            f"ours {IMAGENET100_TRAIN_IMAGES / (16 * r['ours_workers_images_per_s']):,.0f} s"
+            for r in one
+        ]
+        if extrapolated:
+            out += [
+                "",
+                "Loader-bound s/epoch with the paper's 16 workers, extrapolated as 16 x the measured 1-worker rate "
+                "(not measured; assumes 16 free cores): " + "; ".join(extrapolated) + ".",
+            ]
         out += [
             "",
             f"Batch {d['batch_size']}, {d['timed_batches']} timed batches after a warm-up, median of "

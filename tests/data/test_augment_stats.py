@@ -79,7 +79,7 @@ def test_channel_statistics_match_torchvision_cpu_pipeline(cifar100_npz: Path) -
 
 
 N_IMAGENET = 200
-IMAGENET_AUGMENT = imagenet_augment  # the mutation check below swaps it
+IMAGENET_AUGMENT = imagenet_augment  # module-level, so a mutation check can swap in a broken preset
 
 
 def _torchvision_imagenet_pipeline() -> v2.Compose:
