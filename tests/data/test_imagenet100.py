@@ -127,3 +127,11 @@ def test_cli_foreign_layout_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "x").mkdir()
     assert main(["data", "imagenet100", "--imagenet", str(tmp_path / "x"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith("error: data: no train split")
+
+
+def test_out_with_foreign_class_folders_is_refused_before_linking(tmp_path: Path) -> None:
+    src = _ilsvrc(tmp_path / "imagenet", WNIDS[:2])
+    (tmp_path / "out" / "train" / "cats").mkdir(parents=True)
+    with pytest.raises(DataError, match="outside ImageNet-100 \\(cats\\)"):
+        make_imagenet100(src, tmp_path / "out", classes=WNIDS[:2], progress=False)
+    assert not (tmp_path / "out" / "train" / WNIDS[0]).exists()

@@ -161,6 +161,12 @@ def make_imagenet100(
                 f"data: {len(missing)} of the {len(wnids)} ImageNet-100 classes have no images in the {split} "
                 f"split under {imagenet} ({shown}); {_expected_layout(imagenet)}"
             )
+    existing = {d.name for s in SPLITS if (out / s).is_dir() for d in (out / s).iterdir() if d.is_dir()}
+    extra = sorted(existing - set(wnids))
+    if extra:
+        raise DataError(
+            f"data: {out} holds class folders outside ImageNet-100 ({', '.join(extra[:5])}); use an empty --out"
+        )
     report = SubsetReport(out=out)
     made: list[Path] = []
     for split in SPLITS:
@@ -176,11 +182,6 @@ def make_imagenet100(
         report.counts[split] = {
             w: sum(1 for f in (out / split / w).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) for w in wnids
         }
-    extra = sorted({d.name for s in SPLITS for d in (out / s).iterdir() if d.is_dir()} - set(wnids))
-    if extra:
-        raise DataError(
-            f"data: {out} holds class folders outside ImageNet-100 ({', '.join(extra[:5])}); use an empty --out"
-        )
     if check:
         report.bad = check_files(made, decode=False, num_workers=num_workers, progress=progress, desc="checking")
     return report
