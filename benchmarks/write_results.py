@@ -109,6 +109,8 @@ def _imagenet100_section(by_kind: dict[str, list[tuple[Path, dict[str, Any]]]]) 
         "*ours, workers* = our workers' output (decode + both crops: all the CPU work per image when the other",
         "ops run batched on a GPU); *ours, stream on CPU* = the whole stream with the batched ops on the CPU too.",
         f"Loader-bound s/epoch = {IMAGENET100_TRAIN_IMAGES:,} ImageNet-100 train images / images per s.",
+        "On a shared machine the absolute rates vary from run to run; the speed-up columns compare pipelines",
+        "measured back to back in the same run.",
         "",
     ]
     for f, d in by_kind["bench_imagefolder"]:
