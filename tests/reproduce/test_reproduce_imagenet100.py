@@ -40,6 +40,9 @@ def test_reproduce_imagenet100_few_steps_on_imagenette_mini(tmp_path: Path, shar
         "train.device=cpu",
         "train.tensorboard=false",
         "model.channels_last=false",
+        "--k",  # the kNN sweep last: nargs="+" would swallow the overrides
+        "1",
+        "20",
     ]
     assert main(argv) == 0
     table = json.loads((out / "table.json").read_text())

@@ -52,6 +52,8 @@ class ReproduceOptions:
     overrides: tuple[str, ...] = ()
     probe_epochs: int | None = None
     dataset: str = "cifar100"
+    k_values: tuple[int, ...] | None = None
+    """kNN sweep (default: spec H.2's 1..200); must contain 20 (the table's NN@20)."""
 
 
 def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
@@ -85,6 +87,8 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     from hamjepa.evaluation.cli import evaluate_run
     from hamjepa.evaluation.pipeline import EvalOptions
 
+    if opts.k_values is not None and 20 not in opts.k_values:
+        raise ValueError(f"reproduce: --k {list(opts.k_values)} must include 20 (the table's NN@20)")
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
@@ -103,7 +107,12 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
                     trainer.fit()
                 timings[f"{key}/train_s"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                options = EvalOptions() if opts.probe_epochs is None else EvalOptions(probe_epochs=opts.probe_epochs)
+                overrides: dict[str, Any] = {}
+                if opts.probe_epochs is not None:
+                    overrides["probe_epochs"] = opts.probe_epochs
+                if opts.k_values is not None:
+                    overrides["k_values"] = tuple(opts.k_values)
+                options = EvalOptions(**overrides)
                 evaluate_run(run_dir, options=options)
                 timings[f"{key}/eval_s"] = time.perf_counter() - t0
             results[key] = json.loads(metrics_file.read_text())

@@ -35,6 +35,7 @@ def _run_imagenet100(args: argparse.Namespace) -> int:
         overrides=tuple(args.overrides),
         probe_epochs=args.probe_epochs,
         dataset="imagenet100",
+        k_values=None if args.k is None else tuple(args.k),
     )
     run_reproduction(opts)
     return 0
@@ -94,6 +95,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--methods", nargs="+", choices=("hamjepa", "sigreg"), default=["hamjepa", "sigreg"])
     i.add_argument("--out", default="runs/reproduce_imagenet100", help="output folder")
     i.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
+    i.add_argument(
+        "--k", type=int, nargs="+", default=None, help="kNN k values (default 1 5 10 20 50 100 200; must include 20)"
+    )
     i.set_defaults(func=_run_imagenet100)
     try:
         from hamjepa.sequences.cli import add_reproduce_dynamics_parser
