@@ -6,6 +6,9 @@
 #                          each with train.step=eager and train.step=compiled (--profile), writing every JSON
 #                          to $OUT as soon as it exists.
 #   (or STAGE=reproduce in call 2: 30-epoch HamJEPA + SIGReg (+ evaluation), seed 0)
+#   STAGE=imagenet (one call): ImageNet-100 costs on real JPEGs staged at .gpu-data/imagenette-mini (44 MB,
+#                          ignored by git): loader images/s (GPU decoding) and the 224 px step (batch 256 x 2
+#                          views) with the encoder floor.
 # Make call 2 right after call 1: the machine keeps $HOME only while it stays warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +45,15 @@ case "${STAGE:-bench}" in
       done
     done
     ;;
+  imagenet)
+    IMN=.gpu-data/imagenette-mini
+    python3 benchmarks/bench_imagefolder.py --data "$IMN" --workers 8 16 --batch-size 256 --batches 8 --warmup 2 \
+      --sizes native 500x375 --out "$OUT/imagefolder_gpu_${COMMIT}.json"
+    for cfg in imagenet100_hamjepa imagenet100_sigreg; do
+      hamjepa bench "configs/$cfg.yaml" "data.path=$IMN" --steps 20 --warmup 10 --profile \
+        --out "$OUT/bench_${cfg}_${COMMIT}.json" || echo "bench failed: $cfg"
+    done
+    ;;
   reproduce)
     unpack
     hamjepa reproduce cifar100 --data "$NPZ" --epochs "${EPOCHS:-30}" --seeds ${SEEDS:-0} \
@@ -49,7 +61,7 @@ case "${STAGE:-bench}" in
     cp "$HOME/repro/table.json" "$OUT/reproduce_cifar100_e${EPOCHS:-30}_${COMMIT}.json"
     ;;
   *)
-    echo "error: unknown STAGE=${STAGE}; use stage_a, bench or reproduce" >&2
+    echo "error: unknown STAGE=${STAGE}; use stage_a, bench, reproduce or imagenet" >&2
     exit 2
     ;;
 esac

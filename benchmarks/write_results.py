@@ -133,7 +133,77 @@ def render(files: list[Path]) -> str:
         out += _figures(f)
     if "reproduce_dynamics" not in by_kind:
         out += ["Not measured yet (`hamjepa reproduce dynamics`).", ""]
+    out += _imagenet100_section(by_kind)
     return "\n".join(out).rstrip() + "\n"
+
+
+IMAGENET100_TRAIN_IMAGES = 126_689
+
+
+def _imagenet100_section(by_kind: dict[str, list[tuple[Path, dict[str, Any]]]]) -> list[str]:
+    """ImageNet-100: the paper's Table 2 (when reproduced) and the JPEG loader's measured throughput."""
+    out = ["## ImageNet-100 reproduction (GPU)", ""]
+    if "reproduce_imagenet100" in by_kind:
+        for f, d in by_kind["reproduce_imagenet100"]:
+            out += [d["table_md"], f"Source: `{f.relative_to(ROOT)}` — {_prov(d['provenance'])}", ""]
+    else:
+        out += [
+            "Not measured yet (no GPU in this project's sessions so far). On a GPU server:",
+            "`hamjepa data imagenet100 --imagenet ROOT --out DATA`, `hamjepa data check DATA`, then",
+            "`hamjepa reproduce imagenet100 --data DATA` (45 epochs x 2 methods; step time at 224 px, batch 256 x 2",
+            "views, with the encoder floor: `hamjepa bench configs/imagenet100_hamjepa.yaml data.path=DATA`).",
+            "",
+        ]
+    out += ["## ImageNet-100 JPEG loader throughput", ""]
+    if "bench_imagefolder" not in by_kind:
+        return [*out, "Not measured yet (`python benchmarks/bench_imagefolder.py`).", ""]
+    out += [
+        "Images per second (2 views of 224 px each) of three pipelines with the same DataLoader workers:",
+        "*torchvision* = PIL decode + spec A.2's ImageNet transforms per view in the workers (the paper's code);",
+        "*ours, workers* = our workers' output (decode + both crops: all the CPU work per image when the other",
+        "ops run batched on a GPU); *ours, stream on CPU* = the whole stream with the batched ops on the CPU too.",
+        f"Loader-bound s/epoch = {IMAGENET100_TRAIN_IMAGES:,} ImageNet-100 train images / images per s.",
+        "On a shared machine the absolute rates vary from run to run; the speed-up columns compare pipelines",
+        "measured back to back in the same run.",
+        "",
+    ]
+    for f, d in by_kind["bench_imagefolder"]:
+        out += [
+            "| images | workers | torchvision img/s (per worker) | ours, workers img/s (per worker) | speed-up "
+            "per worker | ours, stream on CPU img/s | s/epoch torchvision | s/epoch ours, workers |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in d["rows"]:
+            tv, ours = r["torchvision_images_per_s"], r["ours_workers_images_per_s"]
+            out.append(
+                f"| {r['images']} | {r['workers']} | {tv:.1f} ({r['torchvision_images_per_s_per_worker']:.1f}) "
+                f"| {ours:.1f} ({r['ours_workers_images_per_s_per_worker']:.1f}) "
+                f"| {r['speedup_workers_vs_torchvision']:.1f}x | {r['ours_stream_images_per_s']:.1f} "
+                f"| {IMAGENET100_TRAIN_IMAGES / tv:,.0f} | {IMAGENET100_TRAIN_IMAGES / ours:,.0f} |"
+            )
+        one = [r for r in d["rows"] if r["workers"] == 1]
+        extrapolated = [
+            f"{r['images']}: torchvision {IMAGENET100_TRAIN_IMAGES / (16 * r['torchvision_images_per_s']):,.0f} s, "
+            f"ours {IMAGENET100_TRAIN_IMAGES / (16 * r['ours_workers_images_per_s']):,.0f} s"
+            for r in one
+        ]
+        if extrapolated:
+            out += [
+                "",
+                "Loader-bound s/epoch with the paper's 16 workers, extrapolated as 16 x the measured 1-worker rate "
+                "(not measured; assumes 16 free cores): " + "; ".join(extrapolated) + ".",
+            ]
+        out += [
+            "",
+            f"Batch {d['batch_size']}, {d['timed_batches']} timed batches after a warm-up, median of "
+            f"{d['repeats']} run(s); stream device `{d['stream_device']}`; data `{Path(d['data']).name}` "
+            "(`native` = imagenette-mini's 224 px JPEGs; `500x375` = the same re-encoded at ILSVRC-2012's most "
+            "common size).",
+            "",
+            f"Source: `{f.relative_to(ROOT)}` — {_prov(d['provenance'])}",
+            "",
+        ]
+    return out
 
 
 def main() -> None:

@@ -60,3 +60,9 @@ def test_reproduce_toy_scale_on_real_slice(tmp_path: Path, cifar100_npz: Path) -
     before = (out / "hamjepa-e1-seed0" / "checkpoints" / "last.pt").stat().st_mtime_ns
     assert main(argv) == 0
     assert (out / "hamjepa-e1-seed0" / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_imagenet100_paper_rows() -> None:
+    assert paper_reference("hamjepa", "q", 45, "imagenet100") == (24.92, 31.92)
+    assert paper_reference("lejepa", "qp", 45, "imagenet100") == (20.94, 25.54)
+    assert paper_reference("lejepa", "q", 30, "imagenet100") is None

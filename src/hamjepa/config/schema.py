@@ -50,6 +50,10 @@ class DataConfig:
     """Loader workers for folder data (JPEG decoding); unused for device-resident data."""
     eval_batch_size: int = 256
     """Batch size for feature extraction."""
+    on_corrupt: Literal["error", "skip"] = "error"
+    """Folder data: an image file that cannot be decoded stops the run naming it (``error``), or is replaced by
+    the next readable image (``skip``; every skipped file is logged to metrics.jsonl as a ``data_skip`` row,
+    counted on the progress line, and left out of evaluation). Find them first with ``hamjepa data check``."""
 
 
 @dataclass

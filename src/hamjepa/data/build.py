@@ -9,6 +9,7 @@ import torch
 from hamjepa.data.augment import MultiViewAugment, cifar100_augment, imagenet_augment
 from hamjepa.data.eval_data import stratified_subset
 from hamjepa.data.folder_stream import ImageFolderStream
+from hamjepa.data.folder_views import OnCorrupt
 from hamjepa.data.imagefolder import ImageFolderSource
 from hamjepa.data.loader import DeviceResidentStream
 from hamjepa.data.sources import load_packed
@@ -33,6 +34,7 @@ def build_train_stream(
     num_workers: int = 8,
     subset: int | None = None,
     augment: MultiViewAugment | None = None,
+    on_corrupt: OnCorrupt = "error",
 ) -> DeviceResidentStream | ImageFolderStream:
     """Train stream for ``dataset``.
 
@@ -48,6 +50,7 @@ def build_train_stream(
         num_workers: decoding workers (ImageFolder only).
         subset: keep a stratified slice of this many train images (tiny CI runs).
         augment: override the preset augmentation.
+        on_corrupt: ``"error"`` or ``"skip"`` for image files that cannot be decoded (ImageFolder only).
     """
     if dataset == "cifar100":
         splits = load_packed(path)
@@ -79,5 +82,6 @@ def build_train_stream(
             rank=rank,
             world_size=world_size,
             num_workers=num_workers,
+            on_corrupt=on_corrupt,
         )
     raise ValueError(f"dataset must be 'cifar100', 'imagefolder' or 'imagenet100', got {dataset!r}")

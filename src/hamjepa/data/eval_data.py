@@ -6,6 +6,7 @@ antialias) and centre-cropped to 224, decoded in DataLoader workers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hamjepa.data.augment import CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
-from hamjepa.data.imagefolder import ImageFolderSource
+from hamjepa.data.imagefolder import CorruptImageError, ImageFolderSource
 from hamjepa.data.sources import ArraySplits, load_packed
+
+log = logging.getLogger(__name__)
 
 Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 """A fresh iterator of ``(uint8 [b, 3, h, w], int64 labels [b])`` on every call."""
@@ -95,7 +98,9 @@ def eval_data_from_arrays(
 
 
 class _EvalImages(Dataset):
-    """Decode + resize shorter side to ``resize`` + centre crop ``crop`` -> uint8 ``[3, crop, crop]``."""
+    """Decode + resize shorter side to ``resize`` + centre crop ``crop`` -> (uint8 ``[3, crop, crop]``, label,
+    ``""``); a file that cannot be decoded gives (zeros, label, ``"path: reason"``) for the main process to
+    raise or skip."""
 
     def __init__(self, source: ImageFolderSource, indices: np.ndarray, resize: int, crop: int) -> None:
         self.source, self.indices, self.resize, self.crop = source, indices, resize, crop
@@ -103,12 +108,16 @@ class _EvalImages(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         from torchvision.transforms.v2.functional import center_crop, resize
 
         index = int(self.indices[i])
-        image = resize(self.source.decode(index), [self.resize], antialias=True)
-        return center_crop(image, [self.crop, self.crop]), self.source.samples[index][1]
+        label = self.source.samples[index][1]
+        try:
+            image = resize(self.source.decode(index), [self.resize], antialias=True)
+        except CorruptImageError as exc:
+            return torch.zeros(3, self.crop, self.crop, dtype=torch.uint8), label, f"{exc.path}\0{exc.reason}"
+        return center_crop(image, [self.crop, self.crop]), label, ""
 
 
 def eval_loader(ds: Dataset, batch_size: int, num_workers: int) -> DataLoader:
@@ -118,9 +127,19 @@ def eval_loader(ds: Dataset, batch_size: int, num_workers: int) -> DataLoader:
     )
 
 
-def _folder_batches(ds: _EvalImages, batch_size: int, num_workers: int) -> Batches:
+def _folder_batches(ds: _EvalImages, batch_size: int, num_workers: int, on_corrupt: str) -> Batches:
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        yield from eval_loader(ds, batch_size, num_workers)
+        for x, y, bad in eval_loader(ds, batch_size, num_workers):
+            keep = [i for i, b in enumerate(bad) if not b]
+            for b in (b for b in bad if b):
+                path, reason = b.split("\0", 1)
+                if on_corrupt == "error":
+                    raise CorruptImageError(path, reason)
+                log.warning("data: evaluation skipped corrupt image %s (%s); data.on_corrupt=skip", path, reason)
+            if len(keep) == len(bad):
+                yield x, y
+            elif keep:
+                yield x[keep], y[keep]
 
     return batches
 
@@ -135,8 +154,12 @@ def eval_data_from_imagefolder(
     crop: int = 224,
     train_split: str = "train",
     test_split: str = "val",
+    on_corrupt: str = "error",
 ) -> EvalData:
-    """Eval data from an ImageFolder tree: resize (shorter side ``resize``) + centre crop ``crop``."""
+    """Eval data from an ImageFolder tree: resize (shorter side ``resize``) + centre crop ``crop``.
+
+    ``on_corrupt="skip"`` leaves out (and logs) files that cannot be decoded; ``"error"`` raises on the first.
+    """
     train = ImageFolderSource(root, train_split)
     test = ImageFolderSource(root, test_split, class_names=train.classes)
 
@@ -145,8 +168,8 @@ def eval_data_from_imagefolder(
         return np.arange(n) if subset is None else stratified_subset(src.targets.numpy(), subset)
 
     return EvalData(
-        train=_folder_batches(_EvalImages(train, indices(train), resize, crop), batch_size, num_workers),
-        test=_folder_batches(_EvalImages(test, indices(test), resize, crop), batch_size, num_workers),
+        train=_folder_batches(_EvalImages(train, indices(train), resize, crop), batch_size, num_workers, on_corrupt),
+        test=_folder_batches(_EvalImages(test, indices(test), resize, crop), batch_size, num_workers, on_corrupt),
         num_classes=train.num_classes,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
@@ -160,6 +183,7 @@ def build_eval_data(
     batch_size: int = 256,
     num_workers: int = 4,
     subset: int | None = None,
+    on_corrupt: str = "error",
 ) -> EvalData:
     """Eval data for ``dataset``.
 
@@ -170,11 +194,14 @@ def build_eval_data(
         batch_size: images per yielded batch.
         num_workers: decoding workers (ImageFolder only).
         subset: keep a stratified slice of this many images per split (tiny CI runs).
+        on_corrupt: ``"error"`` or ``"skip"`` (ImageFolder only; see :func:`eval_data_from_imagefolder`).
     """
     if dataset == "cifar100":
         return eval_data_from_arrays(
             load_packed(path), batch_size=batch_size, mean=CIFAR100_MEAN, std=CIFAR100_STD, subset=subset
         )
     if dataset in ("imagefolder", "imagenet100"):
-        return eval_data_from_imagefolder(path, batch_size=batch_size, num_workers=num_workers, subset=subset)
+        return eval_data_from_imagefolder(
+            path, batch_size=batch_size, num_workers=num_workers, subset=subset, on_corrupt=on_corrupt
+        )
     raise ValueError(f"dataset must be 'cifar100', 'imagefolder' or 'imagenet100', got {dataset!r}")

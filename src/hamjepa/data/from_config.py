@@ -43,6 +43,7 @@ def train_stream_from_config(cfg: Config, *, device: torch.device, rank: int = 0
         world_size=world_size,
         num_workers=d.num_workers,
         subset=d.subset,
+        on_corrupt=d.on_corrupt,
     )
 
 
@@ -59,4 +60,5 @@ def build_eval_data_from_config(config: Config | dict[str, Any], *, num_workers:
         batch_size=d.eval_batch_size,
         num_workers=d.num_workers if num_workers is None else num_workers,
         subset=d.eval_subset,
+        on_corrupt=d.on_corrupt,
     )

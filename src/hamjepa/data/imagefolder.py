@@ -47,27 +47,94 @@ def _list_part(part: Path) -> tuple[list[str], list[tuple[Path, str]]]:
     return [d.name for d in class_dirs], files
 
 
-def decode_rgb(path: str | Path) -> torch.Tensor:
-    """Decode one image file to uint8 ``[3, H, W]`` RGB (grayscale/CMYK are converted).
+class CorruptImageError(DataError):
+    """An image file cannot be read or decoded.
+
+    Attributes:
+        path: the file.
+        reason: one line saying what is wrong (e.g. ``empty file``, ``not an image``, ``truncated``).
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(
+            f"data: cannot decode image {path} ({reason}); the file is corrupt or truncated: re-download or "
+            "delete it (`hamjepa data check DIR` lists every bad file; data.on_corrupt=skip skips them)"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    # torchvision prefixes its C++ messages with "function, /path/file.cpp:LINE, "; keep the message itself
+    line = text.splitlines()[0]
+    if "Unsupported image file" in line:
+        return "not an image (JPEG, PNG, WebP or GIF expected)"
+    return line.rsplit(".cpp:", 1)[-1].split(", ", 1)[-1].strip() if ".cpp:" in line else line
+
+
+def read_bytes(path: str | Path) -> torch.Tensor:
+    """The file's bytes as a uint8 ``[n]`` tensor.
 
     Raises:
-        DataError: the file cannot be read or decoded (corrupt or truncated).
+        CorruptImageError: the file cannot be read or is empty.
     """
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CorruptImageError(path, f"unreadable: {exc.strerror or type(exc).__name__}") from exc
+    if not data:
+        raise CorruptImageError(path, "empty file")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def decode_rgb_bytes(data: torch.Tensor, path: str | Path) -> torch.Tensor:
+    """Decode encoded image bytes (uint8 ``[n]``) to uint8 ``[3, H, W]`` RGB; ``path`` names it in errors.
+
+    Raises:
+        CorruptImageError: the bytes are not a decodable image.
+    """
+    from torchvision.io import ImageReadMode, decode_image
 
     try:
         with warnings.catch_warnings():
             # torchvision 0.29 flags torchvision.io as deprecated in favour of torchcodec (not a
             # dependency here); the decoders still work, so the per-call warning is silenced.
             warnings.simplefilter("ignore", DeprecationWarning)
-            data = read_file(str(path))
-            image = decode_image(data, mode=ImageReadMode.RGB)
+            return decode_image(data, mode=ImageReadMode.RGB)
     except (RuntimeError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(
-            f"data: cannot decode image {path} ({first}); the file is corrupt or truncated: re-download or delete it"
-        ) from exc
-    return image
+        raise CorruptImageError(path, _first_line(exc)) from exc
+
+
+def decode_rgb(path: str | Path) -> torch.Tensor:
+    """Decode one image file to uint8 ``[3, H, W]`` RGB (grayscale/CMYK are converted).
+
+    Raises:
+        CorruptImageError: the file cannot be read or decoded (empty, not an image, corrupt or truncated).
+    """
+    return decode_rgb_bytes(read_bytes(path), path)
+
+
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` from the file's header only (no pixel decoding; PIL).
+
+    Raises:
+        CorruptImageError: the file is missing, empty or not an image PIL recognises.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise CorruptImageError(path, "empty file")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except UnidentifiedImageError as exc:
+        raise CorruptImageError(path, "not an image") from exc
+    except (OSError, ValueError) as exc:
+        raise CorruptImageError(path, _first_line(exc)) from exc
+    return int(height), int(width)
 
 
 class ImageFolderSource:
@@ -96,7 +163,10 @@ class ImageFolderSource:
         for part in parts:
             part_classes, part_files = _list_part(part)
             if classes is not None and part_classes != classes:
-                raise DataError(f"data: {part} lists different class folders than {parts[0]}; fix the layout")
+                raise DataError(
+                    f"data: {part} lists different class folders than {parts[0]}; merge the parts into one "
+                    "train/ folder (`hamjepa data imagenet100 --imagenet ROOT --out DIR` does it for ImageNet-100)"
+                )
             classes = part_classes
             pairs.extend(part_files)
         assert classes is not None

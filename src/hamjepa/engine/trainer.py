@@ -213,6 +213,7 @@ class Trainer:
             self.guard.record(self.step, out.loss, stacked, self.meter.names)
             if bar is not None:
                 bar.update(1)
+            self._log_skipped_files(epoch)
             last_in_epoch = self.stream_position() == self.steps_per_epoch
             if self.step % t.log_every == 0 or last_in_epoch or self.step == t.max_steps:
                 self._log_train_point(epoch, out, stacked, bar)
@@ -243,11 +244,20 @@ class Trainer:
             )
         self.logger.open(self.cfg)
         self.guard.reset()
+        self.skipped_files = 0
         self._final_terms: dict[str, float] = {}
         for cb in self.callbacks:
             cb.on_train_start(self)
         self.encoder.train()
         self.objective.train()
+
+    def _log_skipped_files(self, epoch: int) -> None:
+        """One ``data_skip`` row per corrupt file the stream skipped (``data.on_corrupt=skip``)."""
+        for path, reason in self.stream.pop_skipped() if hasattr(self.stream, "pop_skipped") else ():
+            self.skipped_files += 1
+            self.logger.log(
+                {"kind": "data_skip", "step": self.step, "epoch": epoch, "path": path, "reason": reason}, self.step
+            )
 
     def _log_train_point(self, epoch: int, out: StepOutput, stacked: Tensor, bar: Any) -> None:
         """Fetch loss, terms and the guard in one sync; stop on a non-finite step, else log a ``train`` row."""
@@ -266,7 +276,10 @@ class Trainer:
         self._final_terms = {k: v for k, v in row.items() if isinstance(v, float)}
         self.logger.log(row, self.step)
         if bar is not None:
-            bar.set_postfix({"loss": f"{loss:.4f}", "img/s": f"{row['images_per_s']:.0f}"})
+            postfix = {"loss": f"{loss:.4f}", "img/s": f"{row['images_per_s']:.0f}"}
+            if self.skipped_files:
+                postfix["skipped"] = str(self.skipped_files)
+            bar.set_postfix(postfix)
         self.meter.restart_window()
 
     def _end_epoch(self, epoch: int) -> None:

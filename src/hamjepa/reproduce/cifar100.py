@@ -1,10 +1,11 @@
-"""``hamjepa reproduce cifar100``: train HamJEPA, SIGReg and MLP-HJEPA, evaluate, and tabulate.
+"""``hamjepa reproduce cifar100|imagenet100``: train each method, evaluate, and tabulate beside the paper.
 
-For each method and seed it trains with the shipped config (``configs/cifar100_<method>.yaml`` values,
+For each method and seed it trains with the shipped config (``configs/<dataset>_<method>.yaml`` values,
 ``train.epochs`` from ``--epochs``), evaluates the frozen encoder, and finally writes ``table.md`` and
-``table.json`` in the layout of spec K.1/K.2: one row per method/readout with the mean ± std over seeds
-and the paper's numbers beside ours. Runs that already finished are reused, so an interrupted
-reproduction continues where it stopped.
+``table.json`` in the layout of spec K.1/K.2 (CIFAR-100: HamJEPA, SIGReg, MLP-HJEPA) or K.3 (ImageNet-100:
+HamJEPA and SIGReg, q/p/qp readouts): one row per method/readout with the mean ± std over seeds and the
+paper's numbers beside ours. Runs that already finished are reused, so an interrupted reproduction
+continues where it stopped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ METHOD_CONFIGS = {
     "sigreg": "cifar100_sigreg.yaml",
     "mlp_hjepa": "cifar100_mlp_hjepa.yaml",
 }
+DATASET_METHOD_CONFIGS = {
+    "cifar100": METHOD_CONFIGS,
+    "imagenet100": {"hamjepa": "imagenet100_hamjepa.yaml", "sigreg": "imagenet100_sigreg.yaml"},
+}
+DATASET_TITLES = {"cifar100": "CIFAR-100", "imagenet100": "ImageNet-100"}
 OBJECTIVE_OF = {"hamjepa": "hamjepa", "sigreg": "lejepa", "mlp_hjepa": "mlp_hjepa"}
 
 
@@ -45,12 +51,20 @@ class ReproduceOptions:
     out_dir: str = "runs/reproduce_cifar100"
     overrides: tuple[str, ...] = ()
     probe_epochs: int | None = None
+    dataset: str = "cifar100"
+    k_values: tuple[int, ...] | None = None
+    """kNN sweep (default: spec H.2's 1..200); must contain 20 (the table's NN@20)."""
 
 
 def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
     """The config of one run: the shipped YAML plus epochs, seed, data and the user's overrides."""
-    if method not in METHOD_CONFIGS:
-        raise ValueError(f"reproduce: unknown method {method!r}; choose from {', '.join(METHOD_CONFIGS)}")
+    configs = DATASET_METHOD_CONFIGS.get(opts.dataset)
+    if configs is None:
+        raise ValueError(
+            f"reproduce: unknown dataset {opts.dataset!r}; choose from {', '.join(DATASET_METHOD_CONFIGS)}"
+        )
+    if method not in configs:
+        raise ValueError(f"reproduce: unknown method {method!r} for {opts.dataset}; choose from {', '.join(configs)}")
     overrides = [
         f"train.epochs={opts.epochs}",
         f"seed={seed}",
@@ -63,7 +77,7 @@ def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
     ]
     if opts.source == "torchvision":
         overrides.append("data.download=true")
-    return load_config(configs_dir() / METHOD_CONFIGS[method], overrides)
+    return load_config(configs_dir() / configs[method], overrides)
 
 
 def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
@@ -73,6 +87,8 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     from hamjepa.evaluation.cli import evaluate_run
     from hamjepa.evaluation.pipeline import EvalOptions
 
+    if opts.k_values is not None and 20 not in opts.k_values:
+        raise ValueError(f"reproduce: --k {list(opts.k_values)} must include 20 (the table's NN@20)")
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
@@ -91,12 +107,17 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
                     trainer.fit()
                 timings[f"{key}/train_s"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                options = EvalOptions() if opts.probe_epochs is None else EvalOptions(probe_epochs=opts.probe_epochs)
+                overrides: dict[str, Any] = {}
+                if opts.probe_epochs is not None:
+                    overrides["probe_epochs"] = opts.probe_epochs
+                if opts.k_values is not None:
+                    overrides["k_values"] = tuple(opts.k_values)
+                options = EvalOptions(**overrides)
                 evaluate_run(run_dir, options=options)
                 timings[f"{key}/eval_s"] = time.perf_counter() - t0
             results[key] = json.loads(metrics_file.read_text())
     table = summarise(results, opts)
-    table["kind"] = "reproduce_cifar100"
+    table["kind"] = f"reproduce_{opts.dataset}"
     table["provenance"] = provenance()
     table["timings_s"] = timings
     table["table_md"] = render_markdown(table)
@@ -117,7 +138,7 @@ def summarise(results: dict[str, dict[str, Any]], opts: ReproduceOptions) -> dic
             nn20 = [100 * m["readouts"][readout]["knn"]["nn20"] for m in per_seed]
             best = [100 * m["readouts"][readout]["knn"]["best_top1"] for m in per_seed]
             lin = [100 * m["readouts"][readout]["linear_probe"]["top1"] for m in per_seed]
-            ref = paper_reference(OBJECTIVE_OF[method], readout, opts.epochs)
+            ref = paper_reference(OBJECTIVE_OF[method], readout, opts.epochs, opts.dataset)
             rows.append(
                 {
                     "method": method,
@@ -132,13 +153,14 @@ def summarise(results: dict[str, dict[str, Any]], opts: ReproduceOptions) -> dic
                     "paper_linear": None if ref is None else ref[1],
                 }
             )
-    return {"epochs": opts.epochs, "seeds": list(opts.seeds), "rows": rows}
+    return {"dataset": opts.dataset, "epochs": opts.epochs, "seeds": list(opts.seeds), "rows": rows}
 
 
 def render_markdown(table: dict[str, Any]) -> str:
-    """The table of spec K.1/K.2 with our numbers (mean ± std over seeds) beside the paper's."""
+    """The table of spec K.1/K.2 (or K.3) with our numbers (mean ± std over seeds) beside the paper's."""
+    title = DATASET_TITLES[table.get("dataset", "cifar100")]
     lines = [
-        f"CIFAR-100, {table['epochs']} epochs, seeds {table['seeds']} (percent; ours = mean ± std over seeds)",
+        f"{title}, {table['epochs']} epochs, seeds {table['seeds']} (percent; ours = mean ± std over seeds)",
         "",
         "| method / readout | NN@20 (ours) | NN@20 (paper) | best NN (ours) | linear (ours) | linear (paper) |",
         "|---|---|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""``hamjepa reproduce cifar100`` and ``hamjepa reproduce dynamics``."""
+"""``hamjepa reproduce cifar100``, ``hamjepa reproduce imagenet100`` and ``hamjepa reproduce dynamics``."""
 
 from __future__ import annotations
 
@@ -22,11 +22,30 @@ def _run_cifar100(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_imagenet100(args: argparse.Namespace) -> int:
+    from hamjepa.reproduce.cifar100 import ReproduceOptions, run_reproduction
+
+    opts = ReproduceOptions(
+        data_path=args.data,
+        source="folder",
+        epochs=args.epochs,
+        seeds=tuple(args.seeds),
+        methods=tuple(args.methods),
+        out_dir=args.out,
+        overrides=tuple(args.overrides),
+        probe_epochs=args.probe_epochs,
+        dataset="imagenet100",
+        k_values=None if args.k is None else tuple(args.k),
+    )
+    run_reproduction(opts)
+    return 0
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``reproduce`` with its ``cifar100`` and ``dynamics`` targets."""
+    """Register ``reproduce`` with its ``cifar100``, ``imagenet100`` and ``dynamics`` targets."""
     p = subparsers.add_parser(
         "reproduce",
-        help="reproduce the paper's tables (cifar100, dynamics)",
+        help="reproduce the paper's tables (cifar100, imagenet100, dynamics)",
         description="Train, evaluate and tabulate a paper experiment end to end.",
     )
     sub = p.add_subparsers(dest="target", metavar="TARGET")
@@ -57,6 +76,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--out", default="runs/reproduce_cifar100", help="output folder")
     c.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
     c.set_defaults(func=_run_cifar100)
+    i = sub.add_parser(
+        "imagenet100",
+        help="HamJEPA vs SIGReg on ImageNet-100, q/p/qp readouts (spec K.3, the paper's Table 2)",
+        description=(
+            "Train HamJEPA and SIGReg with configs/imagenet100_*.yaml (45 epochs, 224 px, batch 256 x 2 views; "
+            "sized for a GPU server), evaluate every run (resize 256 + centre crop 224; kNN, linear probe and "
+            "geometry for the q, p and qp readouts), and write OUT/table.md and OUT/table.json with the paper's "
+            "numbers beside ours. Make DATA with `hamjepa data imagenet100 --imagenet ROOT --out DATA` and check "
+            "it with `hamjepa data check DATA`. Finished runs are reused; interrupted ones resume. See "
+            "docs/RESULTS.md for the measured cost per epoch."
+        ),
+    )
+    i.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
+    i.add_argument("--data", required=True, help="ImageNet-100 folder with train/<wnid>/ and val/<wnid>/")
+    i.add_argument("--epochs", type=int, default=45)
+    i.add_argument("--seeds", type=int, nargs="+", default=[42], help="seeds (the paper: one run, seed 42)")
+    i.add_argument("--methods", nargs="+", choices=("hamjepa", "sigreg"), default=["hamjepa", "sigreg"])
+    i.add_argument("--out", default="runs/reproduce_imagenet100", help="output folder")
+    i.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
+    i.add_argument(
+        "--k", type=int, nargs="+", default=None, help="kNN k values (default 1 5 10 20 50 100 200; must include 20)"
+    )
+    i.set_defaults(func=_run_imagenet100)
     try:
         from hamjepa.sequences.cli import add_reproduce_dynamics_parser
     except ImportError:  # pragma: no cover - the sequences package is part of the library

@@ -1,4 +1,4 @@
-"""The paper's reported CIFAR-100 numbers (spec K.1, K.2), in percent, for side-by-side tables."""
+"""The paper's reported numbers (spec K.1, K.2 CIFAR-100; K.3 ImageNet-100), in percent, for side-by-side tables."""
 
 from __future__ import annotations
 
@@ -26,8 +26,21 @@ CIFAR100_80EP: dict[tuple[str, str], tuple[float, float]] = {
     ("hamjepa", "qp"): (33.66, 44.52),
 }
 
+# ImageNet-100, 45 epochs, single seed (Table 2); SIGReg uses the q/p channel layout, so it has three readouts
+IMAGENET100_45EP: dict[tuple[str, str], tuple[float, float]] = {
+    ("lejepa", "q"): (20.10, 24.40),
+    ("lejepa", "p"): (18.78, 23.86),
+    ("lejepa", "qp"): (20.94, 25.54),
+    ("hamjepa", "q"): (24.92, 31.92),
+    ("hamjepa", "p"): (24.72, 32.08),
+    ("hamjepa", "qp"): (24.64, 32.04),
+}
 
-def paper_reference(method: str, readout: str, epochs: int) -> tuple[float, float] | None:
+
+def paper_reference(method: str, readout: str, epochs: int, dataset: str = "cifar100") -> tuple[float, float] | None:
     """The paper's (NN@20, linear) for a row, or None when the paper has no such row at that length."""
-    table = CIFAR100_80EP if epochs == 80 else CIFAR100_30EP if epochs == 30 else {}
+    if dataset == "imagenet100":
+        table = IMAGENET100_45EP if epochs == 45 else {}
+    else:
+        table = CIFAR100_80EP if epochs == 80 else CIFAR100_30EP if epochs == 30 else {}
     return table.get((method, readout))

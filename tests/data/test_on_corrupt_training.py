@@ -1,0 +1,77 @@
+"""`data.on_corrupt` in a training run: `error` stops with one line naming the file; `skip` trains on and logs
+every skipped file to metrics.jsonl (truncated JPEG, zero-byte file, non-image file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.io import encode_jpeg
+
+from hamjepa.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tree(root: Path) -> dict[str, Path]:
+    gen = torch.Generator().manual_seed(0)
+    for split, n in (("train", 4), ("val", 2)):
+        for c in ("a", "b"):
+            for i in range(n):
+                path = root / split / c / f"{i}.JPEG"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                img = torch.randint(0, 256, (3, 40, 48), dtype=torch.uint8, generator=gen)
+                path.write_bytes(encode_jpeg(img, quality=90).numpy().tobytes())
+    bad = {"truncated": root / "train" / "a" / "1.JPEG", "empty": root / "train" / "b" / "0.JPEG"}
+    bad["not an image"] = root / "train" / "b" / "3.JPEG"
+    bad["truncated"].write_bytes(bad["truncated"].read_bytes()[:-50])
+    bad["empty"].write_bytes(b"")
+    bad["not an image"].write_bytes(b"GIF? no: plain text\n")
+    return bad
+
+
+def _argv(data: Path, run: Path, policy: str) -> list[str]:
+    overrides = {
+        "data.path": data,
+        "data.batch_size": 8,
+        "data.num_workers": 0,
+        "data.on_corrupt": policy,
+        "train.epochs": 1,
+        "train.max_steps": 1,
+        "train.log_every": 1,
+        "train.progress": False,
+        "train.tensorboard": False,
+        "train.device": "cpu",
+        "optim.warmup_epochs": 1,
+        "model.channels_last": False,
+    }
+    config = str(REPO / "configs" / "imagenet100_sigreg.yaml")
+    return ["train", config, *[f"{k}={v}" for k, v in overrides.items()], "--run-dir", str(run)]
+
+
+@pytest.mark.slow
+def test_on_corrupt_error_and_skip_in_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _tree(tmp_path / "data")
+    assert main(_argv(tmp_path / "data", tmp_path / "strict", "error")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: data: cannot decode image ")
+    assert any(str(p) in err[0] for p in bad.values()) and "data.on_corrupt=skip" in err[0]
+
+    assert main(_argv(tmp_path / "data", tmp_path / "lenient", "skip")) == 0
+    rows = [json.loads(line) for line in (tmp_path / "lenient" / "metrics.jsonl").read_text().splitlines()]
+    skips = {r["path"]: r["reason"] for r in rows if r["kind"] == "data_skip"}
+    assert skips == {
+        str(bad["truncated"]): "Image is incomplete or truncated",
+        str(bad["empty"]): "empty file",
+        str(bad["not an image"]): "not an image",
+    }
+    assert any(r["kind"] == "train" for r in rows)
+
+
+def test_on_corrupt_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = _argv(tmp_path, tmp_path / "run", "ignore")
+    assert main(argv) == 2
+    assert "on_corrupt" in capsys.readouterr().err
