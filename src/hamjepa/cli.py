@@ -1,6 +1,7 @@
 """The ``hamjepa`` command line.
 
-Subcommands: ``train``, ``eval``, ``compare``, ``embed``, ``export``, ``bench``, ``data``, ``diagnose``, ``theory``, ``reproduce``.
+Subcommands: ``train``, ``eval``, ``compare``, ``embed``, ``export``, ``bench``, ``data``, ``diagnose``, ``theory``,
+``reproduce``.
 Every user mistake (bad config key, bad data path, bad checkpoint) prints one ``error:`` line and exits 2.
 Run ``hamjepa <subcommand> --help`` for the options of each.
 """

@@ -2,9 +2,10 @@
 
 ``eval`` loads a run with :func:`hamjepa.engine.checkpoint.load_run` (run folder or checkpoint file) and
 its eval data with :func:`hamjepa.data.build_eval_data_from_config` (both imported lazily), then runs
-:func:`hamjepa.evaluation.evaluate`. With ``--data`` it evaluates on another data set instead
-(:func:`hamjepa.inference.transfer.evaluate_transfer`, output ``RUN_DIR/eval_<name>``). Output goes to ``--out`` or, by default, ``RUN_DIR/eval`` where
+:func:`hamjepa.evaluation.evaluate`. Output goes to ``--out`` or, by default, ``RUN_DIR/eval`` where
 ``RUN_DIR`` is the given folder, or for a checkpoint file ``.../RUN_DIR/checkpoints/x.pt`` its run folder.
+With ``--data`` it evaluates on another data set instead (:func:`hamjepa.inference.transfer.evaluate_transfer`,
+default output ``RUN_DIR/eval_<name>``).
 """
 
 from __future__ import annotations
@@ -147,7 +148,12 @@ def run_eval(args: argparse.Namespace) -> int:
         feature_dtype="bf16" if args.bf16 else "fp32",
         progress=not args.no_progress,
     )
-    transfer_only = {"--data-name": "data_name", "--subset": "subset", "--batch-size": "batch_size", "--workers": "workers"}
+    transfer_only = {
+        "--data-name": "data_name",
+        "--subset": "subset",
+        "--batch-size": "batch_size",
+        "--workers": "workers",
+    }
     if getattr(args, "data", None) is None:
         given = [flag for flag, key in transfer_only.items() if getattr(args, key, None) is not None]
         if given:

@@ -70,9 +70,7 @@ def run_embed(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     reused = f", {result.chunks_reused} of {result.chunks_total} chunks reused" if result.chunks_reused else ""
-    print(
-        f"wrote {result.out}: {result.n_embedded} embeddings, {len(result.corrupt)} corrupt images skipped{reused}"
-    )
+    print(f"wrote {result.out}: {result.n_embedded} embeddings, {len(result.corrupt)} corrupt images skipped{reused}")
     return 0
 
 

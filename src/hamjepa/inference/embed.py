@@ -270,7 +270,9 @@ def _assemble(
         raise InferenceError(f"embed: a chunk in {partial} became unreadable; rerun the command to recompute it")
     parts = [c["embeddings"] for c in chunks if c is not None and len(c["index"])]
     index = np.concatenate([c["index"] for c in chunks if c is not None])
-    corrupt = [(names[int(j)], str(e)) for c in chunks if c is not None for j, e in zip(c["corrupt"], c["errors"])]
+    corrupt = [
+        (names[int(j)], str(e)) for c in chunks if c is not None for j, e in zip(c["corrupt"], c["errors"], strict=True)
+    ]
     if not parts:
         raise InferenceError(f"embed: none of the {len(names)} images could be decoded; check --images")
     embeddings = np.concatenate(parts).astype(np.float32, copy=False)

@@ -269,4 +269,3 @@ def load(path: str | Path, *, device: str | torch.device | None = "auto") -> Ham
         step=run.step,
         info={"checkpoint": str(run.checkpoint_path)},
     )
-
