@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from tests.engine.helpers import tiny_config, write_tiny_cifar
 
-from hamjepa.config import save_config
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.engine.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from hamjepa.engine.run_logger import RunLogger
 
 
 def make_run(root: Path, config: str = "cifar100_hamjepa", **overrides: object) -> Path:
@@ -26,8 +26,9 @@ def make_run(root: Path, config: str = "cifar100_hamjepa", **overrides: object) 
         for _ in range(2):
             encoder(torch.randn(4, 3, size, size) * 2 + 0.5)
     run = root / "run"
-    run.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run / "config.yaml")
+    logger = RunLogger(run, is_main=True)
+    logger.open(cfg)  # config.yaml and provenance.jsonl, as a training run writes them
+    logger.close()
     save_checkpoint(
         {
             "format": CHECKPOINT_FORMAT,

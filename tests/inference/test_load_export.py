@@ -157,8 +157,10 @@ def test_export_holds_no_pickle_and_every_file_loads_safely(exported: Path) -> N
 def test_model_card_names_the_run_and_its_accuracies(exported: Path) -> None:
     card = (exported / "README.md").read_text()
     metrics = json.loads((exported / "metrics.json").read_text())
-    for needle in ("HamJEPA", "cifar100", "2 epochs", "seed 42", "| seed | 42 |", "commit", "hamjepa.load("):
+    for needle in ("HamJEPA", "cifar100", "2 epochs", "seed 42", "| seed | 42 |", "hamjepa.load("):
         assert needle in card, needle
+    commit = json.loads((exported.parent / "run" / "provenance.jsonl").read_text().splitlines()[0])["commit"]
+    assert commit and f"| training commit | {commit} |" in card
     for name, block in metrics["readouts"].items():
         row = next(line for line in card.splitlines() if line.startswith(f"| `{name}` |"))
         assert f"| {100 * block['linear_probe']['top1']:.2f} |" in row

@@ -81,21 +81,20 @@ def _sha256(path: Path) -> str:
 
 
 def _training_commit(model: HamjepaModel) -> str | None:
-    """The commit the run was trained at, when its run folder recorded one (``metrics.jsonl`` rows)."""
+    """The commit the run was trained at: the first line of its ``provenance.jsonl`` (None when absent)."""
     checkpoint = model.info.get("checkpoint")
     if not checkpoint:
         return model.info.get("training_commit")
     parent = Path(checkpoint).resolve().parent
-    log = (parent.parent if parent.name == "checkpoints" else parent) / "metrics.jsonl"
+    log = (parent.parent if parent.name == "checkpoints" else parent) / "provenance.jsonl"
     if not log.is_file():
         return None
     with open(log) as fh:
         for line in fh:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                commit = json.loads(line).get("commit")
+            except (json.JSONDecodeError, AttributeError):
                 continue
-            commit = row.get("commit") or (row.get("provenance") or {}).get("commit")
             if isinstance(commit, str):
                 return commit
     return None
