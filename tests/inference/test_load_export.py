@@ -100,7 +100,10 @@ def test_errors_name_the_fix(evaluated_run: Path, tmp_path: Path) -> None:
     with pytest.raises(InferenceError, match="full embeddings"):
         model.predict(torch.zeros(3))
     sigreg = hamjepa.load(make_run(tmp_path, "cifar100_sigreg"), device="cpu")
-    assert sigreg.predictor is None
+    assert sigreg.predictor is None and sigreg.readouts == ("z",)  # no phase split: one readout
+    assert sigreg.embed(_images(1)).shape == (1, 2048)
+    with pytest.raises(InferenceError, match="valid: z"):
+        sigreg.embed(_images(1), readout="q")
     with pytest.raises(InferenceError, match="has no predictor"):
         sigreg.predict(torch.zeros(2, 2048))
 
