@@ -58,6 +58,7 @@ class HamjepaModel:
         source: the run folder, checkpoint or export folder it was loaded from.
         metrics: the run's ``eval/metrics.json`` (or the export's ``metrics.json``) when present.
         epoch, step: training progress of the weights.
+        info: provenance (``checkpoint`` file, or ``export`` folder and ``training_commit``).
     """
 
     encoder: nn.Module
