@@ -249,5 +249,5 @@ def test_readme_use_a_trained_model_example_runs(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["q"].shape == (8, 1024) and namespace["z_next"].shape == (8, 2048)
+    assert namespace["q"].shape == (4, 1024) and namespace["z_next"].shape == (4, 2048)
     assert np.isfinite(namespace["z_next"].numpy()).all()

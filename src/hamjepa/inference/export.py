@@ -125,8 +125,7 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
             raise InferenceError(f"export: {out} already holds an export; pass --force to replace it")
     model = load(path, device="cpu")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (METRICS_FILE,):
-        (out / stale).unlink(missing_ok=True)
+    (out / METRICS_FILE).unlink(missing_ok=True)  # an earlier export's metrics must not outlive --force
 
     objective_name = str(model.config.get("objective", {}).get("name", "?"))
     meta = {"format": "pt", "hamjepa_export": str(EXPORT_FORMAT), "objective": objective_name}
