@@ -124,3 +124,18 @@ def test_embed_errors_are_one_line(run: Path, tmp_path: Path, capsys: pytest.Cap
         assert main(["embed", str(run), *extra, "--workers", "0", "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and needle in err, err
+
+
+def test_embed_and_export_have_complete_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from hamjepa.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, flags in (
+        ("embed", ("--images", "--readout", "--chunk-size", "--out")),
+        ("export", ("--out", "--force")),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            sub[name].parse_args(["--help"])
+        assert exc.value.code == 0
+        text = capsys.readouterr().out
+        assert all(flag in text for flag in flags) and "Example: hamjepa " in text
