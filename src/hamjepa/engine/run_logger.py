@@ -8,6 +8,7 @@ and listing it in :func:`default_sinks`. Only rank 0 writes anything.
 Run directory layout::
 
     RUN_DIR/config.yaml          resolved config
+    RUN_DIR/provenance.jsonl     one line per start / resume: commit, versions, command, UTC date
     RUN_DIR/metrics.jsonl        one JSON object per log point / epoch / callback result
     RUN_DIR/tensorboard/         TensorBoard events (when tensorboard is installed)
     RUN_DIR/checkpoints/last.pt  latest checkpoint (epoch_XXXX.pt with train.keep_epoch_checkpoints)
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from hamjepa.config import Config, save_config
 
 METRICS_NAME = "metrics.jsonl"
+PROVENANCE_NAME = "provenance.jsonl"
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -80,6 +82,16 @@ def default_sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
     return sinks
 
 
+def record_provenance(run_dir: Path) -> None:
+    """Append the code's commit, library versions, command line and UTC date to ``RUN_DIR/provenance.jsonl``
+    (one line per start or resume; ``hamjepa export`` puts the first commit on the model card)."""
+    from hamjepa.provenance import provenance
+
+    info = {k: v for k, v in provenance().items() if k != "device"}  # the device is not known here
+    with open(run_dir / PROVENANCE_NAME, "a") as fh:
+        fh.write(json.dumps(info) + "\n")
+
+
 class RunLogger:
     """Owns the run directory on rank 0 and fans each row out to the sinks (no-op on other ranks)."""
 
@@ -94,6 +106,7 @@ class RunLogger:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.run_dir / "config.yaml")
+        record_provenance(self.run_dir)
         self.sinks = default_sinks(cfg, self.run_dir)
 
     def log(self, row: dict[str, Any], step: int = 0) -> None:

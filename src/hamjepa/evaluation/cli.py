@@ -4,6 +4,8 @@
 its eval data with :func:`hamjepa.data.build_eval_data_from_config` (both imported lazily), then runs
 :func:`hamjepa.evaluation.evaluate`. Output goes to ``--out`` or, by default, ``RUN_DIR/eval`` where
 ``RUN_DIR`` is the given folder, or for a checkpoint file ``.../RUN_DIR/checkpoints/x.pt`` its run folder.
+With ``--data`` it evaluates on another data set instead (:func:`hamjepa.inference.transfer.evaluate_transfer`,
+default output ``RUN_DIR/eval_<name>``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+
+from hamjepa.errors import HamjepaError
 
 from .knn import DEFAULT_K_VALUES
 
@@ -38,6 +42,18 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN_DIR/eval)")
+    transfer = p.add_argument_group(
+        "transfer evaluation",
+        "evaluate the frozen encoder on another labelled data set instead of the run's own "
+        "(RUN may also be an export folder); images get the run's resize / crop / normalisation",
+    )
+    transfer.add_argument(
+        "--data", default=None, metavar="NPZ_OR_DIR", help="packed .npz (e.g. CIFAR-10) or folder with train/ and val/"
+    )
+    transfer.add_argument("--data-name", default=None, help="name in the report (default: file stem / folder name)")
+    transfer.add_argument("--subset", type=int, default=None, help="stratified slice of N images per split")
+    transfer.add_argument("--batch-size", type=int, default=None, help="feature-extraction batch (default 256)")
+    transfer.add_argument("--workers", type=int, default=None, help="JPEG decoding workers for folders (default 4)")
     p.set_defaults(func=run_eval)
 
     c = subparsers.add_parser("compare", help="compare evaluated runs: one Markdown table and one overlay figure")
@@ -138,6 +154,32 @@ def run_eval(args: argparse.Namespace) -> int:
         feature_dtype="bf16" if args.bf16 else "fp32",
         progress=not args.no_progress,
     )
+    transfer_only = {
+        "--data-name": "data_name",
+        "--subset": "subset",
+        "--batch-size": "batch_size",
+        "--workers": "workers",
+    }
+    if getattr(args, "data", None) is None:
+        given = [flag for flag, key in transfer_only.items() if getattr(args, key, None) is not None]
+        if given:
+            raise HamjepaError(f"eval: {', '.join(given)} only apply with --data NPZ_OR_DIR; add --data or drop them")
+    else:
+        from hamjepa.inference.transfer import evaluate_transfer
+
+        evaluate_transfer(
+            args.path,
+            args.data,
+            name=args.data_name,
+            out=args.out,
+            device=args.device,
+            options=options,
+            split_qp=args.split_qp,
+            subset=args.subset,
+            batch_size=args.batch_size or 256,
+            num_workers=4 if args.workers is None else args.workers,
+        )
+        return 0
     evaluate_run(args.path, out=args.out, device=args.device, options=options, split_qp=args.split_qp)
     return 0
 

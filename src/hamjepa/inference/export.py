@@ -1,0 +1,222 @@
+"""``hamjepa export``: a trained run as a folder other tools load, with no pickle anywhere.
+
+Layout of ``OUT/``::
+
+    README.md                       model card (method, data, epochs, seed, commit, readouts, how to load)
+    hamjepa_export.json             manifest: format, provenance, preprocessing, readouts, sha256 of each file
+    config.yaml                     the run's resolved config (YAML)
+    metrics.json                    the run's eval/metrics.json, when the run was evaluated
+    encoder.safetensors             the TokenEncoder state dict
+    objective.safetensors           the objective state dict (the predictor under ``predictor.``)
+    resnet18_backbone.safetensors   the ResNet-18 trunk under torchvision's names (conv1, bn1, layer1..)
+
+``hamjepa.load(OUT)`` rebuilds the encoder from ``config.yaml`` and the safetensors files, giving embeddings
+bit-identical to the run's. ``torchvision.models.resnet18()`` loads ``resnet18_backbone.safetensors`` with
+``strict=False`` reporting only the stages the encoder does not use (``layer4`` for a layer3 token encoder,
+and ``fc``) missing; for the CIFAR stem after the usual stem change (3x3 stride-1 ``conv1``, ``maxpool =
+Identity``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hamjepa.inference.model import HamjepaModel, InferenceError, load
+from hamjepa.inference.preprocess import EvalPreprocess
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "MANIFEST_NAME",
+    "RESNET18_FILE",
+    "export_run",
+    "load_export",
+    "resnet18_state_dict",
+    "torchvision_missing_prefixes",
+]
+
+EXPORT_FORMAT = 1
+MANIFEST_NAME = "hamjepa_export.json"
+ENCODER_FILE = "encoder.safetensors"
+OBJECTIVE_FILE = "objective.safetensors"
+RESNET18_FILE = "resnet18_backbone.safetensors"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+_TORCHVISION_STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def resnet18_state_dict(encoder: nn.Module) -> dict[str, Tensor]:
+    """The encoder's ResNet-18 trunk under torchvision's parameter names (``backbone.`` prefix dropped)."""
+    prefix = "backbone."
+    state = {k[len(prefix) :]: v for k, v in encoder.state_dict().items() if k.startswith(prefix)}
+    if not state:
+        raise InferenceError("export: the encoder has no 'backbone.' ResNet-18 trunk to export")
+    return state
+
+
+def torchvision_missing_prefixes(encoder: nn.Module) -> list[str]:
+    """Top-level torchvision ``resnet18`` modules the exported trunk lacks (stages not kept, and ``fc``)."""
+    backbone = getattr(encoder, "backbone", None)
+    kept = {name for name in _TORCHVISION_STAGES if backbone is not None and hasattr(backbone, name)}
+    return [name for name in _TORCHVISION_STAGES if name not in kept] + ["fc"]
+
+
+def _plain_tensors(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Detached, contiguous CPU copies (safetensors refuses views that share storage)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _training_commit(model: HamjepaModel) -> str | None:
+    """The commit the run was trained at: the first line of its ``provenance.jsonl`` (None when absent)."""
+    checkpoint = model.info.get("checkpoint")
+    if not checkpoint:
+        return model.info.get("training_commit")
+    parent = Path(checkpoint).resolve().parent
+    log = (parent.parent if parent.name == "checkpoints" else parent) / "provenance.jsonl"
+    if not log.is_file():
+        return None
+    with open(log) as fh:
+        for line in fh:
+            try:
+                commit = json.loads(line).get("commit")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(commit, str):
+                return commit
+    return None
+
+
+def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Path:
+    """Export a run folder / checkpoint (or re-export an export) to ``out``; returns ``out``.
+
+    Args:
+        path: what :func:`hamjepa.load` accepts.
+        out: the export folder; it must be empty or absent (``force=True`` replaces an earlier export).
+        force: overwrite the files of an earlier export in ``out``.
+    """
+    import yaml
+    from safetensors.torch import save_file
+
+    from hamjepa import __version__
+    from hamjepa.inference.model_card import render_model_card
+    from hamjepa.provenance import git_commit
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InferenceError(f"export: {out} is a file; pass a folder path for --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST_NAME).is_file():
+            raise InferenceError(f"export: {out} is not empty and holds no earlier export; pick a new --out folder")
+        if not force:
+            raise InferenceError(f"export: {out} already holds an export; pass --force to replace it")
+    model = load(path, device="cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS_FILE).unlink(missing_ok=True)  # an earlier export's metrics must not outlive --force
+
+    objective_name = str(model.config.get("objective", {}).get("name", "?"))
+    meta = {"format": "pt", "hamjepa_export": str(EXPORT_FORMAT), "objective": objective_name}
+    save_file(_plain_tensors(model.encoder.state_dict()), str(out / ENCODER_FILE), metadata=meta)
+    save_file(_plain_tensors(model.objective.state_dict()), str(out / OBJECTIVE_FILE), metadata=meta)
+    stem = str(getattr(model.encoder, "stem", model.config.get("model", {}).get("stem", "cifar")))
+    save_file(
+        _plain_tensors(resnet18_state_dict(model.encoder)),
+        str(out / RESNET18_FILE),
+        metadata={**meta, "architecture": "torchvision.models.resnet18", "stem": stem},
+    )
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(model.config, sort_keys=False))
+    files = [ENCODER_FILE, OBJECTIVE_FILE, RESNET18_FILE, CONFIG_FILE]
+    if model.metrics is not None:
+        (out / METRICS_FILE).write_text(json.dumps(model.metrics, indent=2, default=str) + "\n")
+        files.append(METRICS_FILE)
+    manifest: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "hamjepa_version": __version__,
+        "export_commit": git_commit(),
+        "training_commit": _training_commit(model),
+        "source": str(model.info.get("checkpoint", model.source)),
+        "objective": objective_name,
+        "epoch": model.epoch,
+        "step": model.step,
+        "readouts": list(model.readouts),
+        "preprocess": model.preprocess.to_dict(),
+        "resnet18": {
+            "file": RESNET18_FILE,
+            "stem": stem,
+            "missing_in_torchvision": torchvision_missing_prefixes(model.encoder),
+        },
+        "files": {name: _sha256(out / name) for name in files},
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / CARD_FILE).write_text(render_model_card(model, manifest))
+    return out
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InferenceError(f"load: {folder / MANIFEST_NAME} is unreadable ({err}); re-export the run") from None
+    if manifest.get("format") != EXPORT_FORMAT:
+        raise InferenceError(
+            f"load: {folder} is export format {manifest.get('format')!r}, this version reads {EXPORT_FORMAT}; "
+            "re-export the run with this version"
+        )
+    for name, digest in manifest.get("files", {}).items():
+        file = folder / name
+        if not file.is_file():
+            raise InferenceError(f"load: {file} is missing from the export; re-export the run")
+        if _sha256(file) != digest:
+            raise InferenceError(f"load: {file} does not match its sha256 in {MANIFEST_NAME}; re-export the run")
+    return manifest
+
+
+def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
+    """Rebuild a :class:`HamjepaModel` from an export folder (checksums verified, no pickle)."""
+    import yaml
+    from safetensors.torch import load_file
+
+    from hamjepa.config import config_from_dict
+    from hamjepa.engine.build import build_encoder, build_objective
+    from hamjepa.engine.checkpoint import load_state_strict
+
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    config = yaml.safe_load((folder / CONFIG_FILE).read_text())
+    try:
+        cfg = config_from_dict(config)
+    except ValueError as err:
+        raise InferenceError(f"load: {folder / CONFIG_FILE} cannot be read by this version: {err}") from None
+    encoder = build_encoder(cfg)
+    load_state_strict(encoder, load_file(str(folder / ENCODER_FILE)), "encoder", folder / ENCODER_FILE)
+    objective = build_objective(cfg, encoder_dim=encoder.output_dim(cfg.data.image_size))
+    load_state_strict(objective, load_file(str(folder / OBJECTIVE_FILE)), "objective", folder / OBJECTIVE_FILE)
+    metrics_file = folder / METRICS_FILE
+    p = manifest["preprocess"]
+    return HamjepaModel(
+        encoder=encoder,
+        objective=objective,
+        config=config,
+        preprocess=EvalPreprocess(
+            resize=int(p["resize"]), crop=int(p["crop"]), mean=tuple(p["mean"]), std=tuple(p["std"])
+        ),
+        device=device,
+        source=folder,
+        metrics=json.loads(metrics_file.read_text()) if metrics_file.is_file() else None,
+        epoch=int(manifest.get("epoch", 0)),
+        step=int(manifest.get("step", 0)),
+        info={"export": str(folder), "training_commit": manifest.get("training_commit")},
+    )
