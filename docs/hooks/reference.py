@@ -316,10 +316,15 @@ def cli_reference_markdown() -> str:
 # API pages
 
 
+def _is_package(path: Path) -> bool:
+    """A folder holding Python modules (an ``__init__.py`` is required for mkdocstrings to collect it)."""
+    return path.is_dir() and not path.name.startswith(("_", ".")) and any(path.glob("*.py"))
+
+
 def api_modules() -> list[tuple[str, list[str]]]:
     """``(page name, [module paths])``: one page per subpackage, and ``hamjepa`` for the top-level modules."""
     top = ["hamjepa", *sorted(f"hamjepa.{p.stem}" for p in PACKAGE_DIR.glob("*.py") if not p.stem.startswith("_"))]
-    packages = sorted(p.name for p in PACKAGE_DIR.iterdir() if (p / "__init__.py").is_file())
+    packages = sorted(p.name for p in PACKAGE_DIR.iterdir() if _is_package(p))
     return [("hamjepa", top)] + [(name, [f"hamjepa.{name}"]) for name in packages]
 
 
