@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from hamjepa import __version__
 from hamjepa.errors import HamjepaError
 
-# Modules that register subcommands with ``add_parser(subparsers)``, in help order.
+# Modules that register subcommands with ``add_parser(subparsers)``, in help order (after train and bench,
+# which :func:`build_parser` registers with the evaluation callbacks so that the engine never imports them).
 _SUBCOMMAND_MODULES = (
-    "hamjepa.engine.cli",  # train, bench
     "hamjepa.evaluation.cli",  # eval, compare
     "hamjepa.data.cli",  # data
     "hamjepa.diagnostics.cli",  # diagnose
@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hamjepa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from hamjepa.engine import cli as engine_cli
+    from hamjepa.evaluation.callbacks import callbacks_from_config
+
+    engine_cli.add_parser(sub, callbacks=callbacks_from_config)  # train, bench
     for name in _SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser

@@ -25,7 +25,7 @@ def _one_step(data: Path, run_dir: Path, objective: str) -> dict[str, torch.Tens
     trainer = Trainer(cfg, run_dir=run_dir)
     trainer.stream.set_epoch(1)
     views, _ = next(iter(trainer.stream))
-    loss, _terms = trainer._train_step(views)
+    loss = trainer.train_step(views, trainer.step).loss
     named = [
         *(("encoder." + n, p) for n, p in trainer.encoder.named_parameters()),
         *(("objective." + n, p) for n, p in trainer.objective.named_parameters()),

@@ -10,7 +10,9 @@ import torch
 from tests.engine.helpers import tiny_config, write_tiny_cifar
 
 from hamjepa.engine.bench import benchmark_training
-from hamjepa.engine.trainer import NonFiniteLossError, Trainer
+from hamjepa.engine.nonfinite import NonFiniteLossError
+from hamjepa.engine.trainer import Trainer
+from hamjepa.evaluation.callbacks import callbacks_from_config
 from hamjepa.objectives.base import ObjectiveOutput
 
 
@@ -62,7 +64,7 @@ def test_online_monitor_logs_knn_every_n_epochs(tmp_path: Path, tiny_data: Path)
         tiny_data,
         **{"train.epochs": 2, "train.monitor_every": 1, "train.monitor_train_size": 16, "train.monitor_test_size": 8},
     )
-    Trainer(cfg, run_dir=tmp_path / "run").fit()
+    Trainer(cfg, run_dir=tmp_path / "run", callbacks=callbacks_from_config(cfg)).fit()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     monitor = [r for r in rows if r["kind"] == "monitor"]
     assert [r["epoch"] for r in monitor] == [1, 2]
@@ -105,5 +107,5 @@ def test_local_views_of_another_size_are_encoded_and_stacked_after_the_global_on
     groups = views if isinstance(views, list) else [views]
     z = trainer.module.embed(views)
     assert z.shape == (sum(g.shape[0] for g in groups), labels.shape[0], 2048) and z.shape[0] == 4
-    loss, terms = trainer._train_step(views)
-    assert torch.isfinite(loss) and set(terms) >= {"pred", "sigreg"}
+    out = trainer.train_step(views, trainer.step)
+    assert torch.isfinite(out.loss) and set(out.terms) >= {"pred", "sigreg"}

@@ -52,7 +52,7 @@ def benchmark_training(cfg: Config, *, steps: int = 30, warmup: int = 10, encode
             _sync(device)
             t0 = time.perf_counter()
             views = next_views()
-            trainer._train_step(views)
+            trainer.train_step(views, trainer.step)
             trainer.step += 1
             _sync(device)
             if i >= warmup:

@@ -1,12 +1,21 @@
-"""``hamjepa train`` and ``hamjepa bench``."""
+"""``hamjepa train`` and ``hamjepa bench``.
+
+The engine does not know the evaluator: the top-level CLI registers these subcommands with a
+``callbacks`` factory (``Config -> [Callback]``) that supplies the online monitor and the evaluation at the
+end of training.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hamjepa.config import Config, ConfigError, load_config
+from hamjepa.engine.callbacks import Callback
+
+CallbackFactory = Callable[[Config], Sequence[Callback]]
 
 
 def _split_config_args(items: list[str], resume: str | None) -> tuple[Path, list[str]]:
@@ -31,7 +40,7 @@ def config_from_args(items: list[str], resume: str | None = None) -> Config:
     return cfg
 
 
-def _run_train(args: argparse.Namespace) -> int:
+def _run_train(args: argparse.Namespace, callbacks: CallbackFactory) -> int:
     from hamjepa.engine.launch import init_distributed_from_env, shutdown_distributed
     from hamjepa.engine.trainer import Trainer
 
@@ -39,14 +48,10 @@ def _run_train(args: argparse.Namespace) -> int:
     init_distributed_from_env(cfg.train.device)
     try:
         run_dir = Path(args.resume) if args.resume else (Path(args.run_dir) if args.run_dir else None)
-        trainer = Trainer(cfg, run_dir=run_dir, resume=bool(args.resume))
+        trainer = Trainer(cfg, run_dir=run_dir, resume=bool(args.resume), callbacks=callbacks(cfg))
         result = trainer.fit()
         if trainer.is_main:
             print(f"trained {result.epochs_done} epochs ({result.steps_done} steps); run directory: {result.run_dir}")
-        if cfg.train.eval_at_end and trainer.is_main:
-            from hamjepa.evaluation.cli import evaluate_run
-
-            evaluate_run(result.run_dir)
     finally:
         shutdown_distributed()
     return 0
@@ -64,8 +69,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``train`` and ``bench``."""
+def _no_callbacks(cfg: Config) -> list[Callback]:
+    return []
+
+
+def add_parser(subparsers: argparse._SubParsersAction, *, callbacks: CallbackFactory = _no_callbacks) -> None:
+    """Register ``train`` and ``bench``; ``callbacks(cfg)`` gives the training callbacks of each run."""
     p = subparsers.add_parser(
         "train",
         help="pre-train an encoder (HamJEPA, LeJEPA+SIGReg, MLP-HJEPA, BiJEPA) from a YAML config",
@@ -88,7 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="continue RUN_DIR exactly from its last checkpoint (config defaults to RUN_DIR/config.yaml)",
     )
     p.add_argument("--run-dir", default=None, help="output directory (default: train.out_dir/train.run_name)")
-    p.set_defaults(func=_run_train)
+    p.set_defaults(func=lambda args: _run_train(args, callbacks))
 
     b = subparsers.add_parser(
         "bench",

@@ -5,6 +5,7 @@ Entry point: :func:`evaluate` (features -> kNN -> probe -> geometry -> ``metrics
 docs/EVALUATION.md. Matplotlib is imported only when figures are written.
 """
 
+from .callbacks import EvalAtEndCallback, KNNMonitorCallback, callbacks_from_config
 from .compare import compare_runs
 from .features import EvalDataLike, extract_features, readouts
 from .geometry import (
@@ -24,15 +25,18 @@ from .pipeline import EvalOptions, evaluate
 
 __all__ = [
     "DEFAULT_K_VALUES",
+    "EvalAtEndCallback",
     "EvalDataLike",
     "EvalOptions",
     "Geometry",
+    "KNNMonitorCallback",
     "KNNResult",
     "OnlineKNNMonitor",
     "ProbeConfig",
     "ProbeResult",
     "Spectrum",
     "Summary",
+    "callbacks_from_config",
     "compare_runs",
     "cosine_lr",
     "covariance_spectrum",

@@ -69,6 +69,7 @@ def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
 def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     """Train and evaluate every (method, seed) and write the comparison table; returns the table dict."""
     from hamjepa.engine.trainer import Trainer
+    from hamjepa.evaluation.callbacks import callbacks_from_config
     from hamjepa.evaluation.cli import evaluate_run
     from hamjepa.evaluation.pipeline import EvalOptions
 
@@ -85,7 +86,7 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
             if not metrics_file.is_file():
                 t0 = time.perf_counter()
                 done = (run_dir / "checkpoints" / "last.pt").is_file()
-                trainer = Trainer(cfg, run_dir=run_dir, resume=done)
+                trainer = Trainer(cfg, run_dir=run_dir, resume=done, callbacks=callbacks_from_config(cfg))
                 if trainer.epoch < cfg.train.epochs or not done:
                     trainer.fit()
                 timings[f"{key}/train_s"] = time.perf_counter() - t0

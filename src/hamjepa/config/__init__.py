@@ -1,0 +1,62 @@
+"""Typed run configuration: dataclasses, YAML loading, dotted overrides and validation.
+
+A configuration is a tree of dataclasses (:class:`Config`). It is loaded from a YAML file with a safe loader,
+updated with dotted command-line overrides (``train.epochs=80 seed=1``) and validated before any work
+starts. Every mistake fails loudly with :class:`ConfigError`, naming the key and the fix:
+
+- an unknown key (with the closest valid key suggested),
+- a value of the wrong type (``train.epochs='ten'``),
+- an impossible combination (odd token dimension with the phase split, a projector with the phase split,
+  learnable ``dt``, a predictor the objective cannot use, ...).
+
+The objective section is ``name`` plus the keyword arguments of the registered objective class: its
+constructor signature *is* the schema, so a new objective needs no change here.
+
+Example::
+
+    cfg = load_config("configs/cifar100_hamjepa.yaml", ["train.epochs=1", "data.subset=512"])
+    cfg.train.epochs  # 1
+
+Layout: :mod:`~hamjepa.config.schema` (the dataclasses), :mod:`~hamjepa.config.coercion` (type checks),
+:mod:`~hamjepa.config.validation` (objective schema, impossible combinations) and
+:mod:`~hamjepa.config.loading` (YAML, overrides, the validated build). Import from ``hamjepa.config``.
+"""
+
+from hamjepa.config.loading import (
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    load_yaml,
+    parse_override,
+    save_config,
+)
+from hamjepa.config.schema import (
+    PRESET_IMAGE_SIZE,
+    Config,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    PredictorConfig,
+    TrainConfig,
+)
+from hamjepa.config.validation import objective_schema, objective_takes_predictor
+
+__all__ = [
+    "PRESET_IMAGE_SIZE",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PredictorConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "load_config",
+    "load_yaml",
+    "objective_schema",
+    "objective_takes_predictor",
+    "parse_override",
+    "save_config",
+]

@@ -1,0 +1,173 @@
+"""The configuration schema: one dataclass per section, plus :class:`ConfigError`.
+
+Each field's annotation is its type (checked on load), its default is the paper's value, and its docstring
+is the documentation users read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hamjepa.errors import HamjepaError
+
+PRESET_IMAGE_SIZE = {"cifar100": 32, "imagenet100": 224, "imagefolder": 224}
+"""Global-view side that each data set's spec-A.2 augmentation preset produces."""
+
+
+class ConfigError(HamjepaError):
+    """A configuration problem; the message names the key and the fix."""
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how views are made (spec A)."""
+
+    dataset: Literal["cifar100", "imagenet100", "imagefolder"] = "cifar100"
+    """Data set family; fixes the augmentation preset and normalisation (``cifar100``: the CIFAR preset of
+    spec A.2; ``imagenet100`` / ``imagefolder``: the ImageNet preset, for ImageNet-100 or your own folder)."""
+    source: Literal["packed", "torchvision", "folder"] = "packed"
+    """``packed``: an .npz of uint8 arrays (fast path); ``torchvision``: CIFAR-100 via torchvision;
+    ``folder``: an ImageFolder tree with ``train/`` and ``val/``."""
+    path: str = ""
+    """The .npz file (packed), the torchvision root (torchvision) or the folder root (folder)."""
+    download: bool = False
+    """Let torchvision download CIFAR-100 when ``source=torchvision``."""
+    subset: int | None = None
+    """Use only the first N training images (stratified when possible); None = all."""
+    eval_subset: int | None = None
+    """Evaluate on a stratified slice of this many images per split (train and test); None = all."""
+    batch_size: int = 512
+    """Global batch size in images (split evenly across ranks)."""
+    global_views: int = 2
+    """Number of global views per image."""
+    local_views: int = 0
+    """Number of local views per image (0 in every paper config)."""
+    image_size: int = 32
+    """Output size of global views (32 for CIFAR, 224 for ImageNet)."""
+    num_workers: int = 8
+    """Loader workers for folder data (JPEG decoding); unused for device-resident data."""
+    eval_batch_size: int = 256
+    """Batch size for feature extraction."""
+
+
+@dataclass
+class ModelConfig:
+    """Encoder (spec B)."""
+
+    stem: Literal["cifar", "imagenet"] = "cifar"
+    mode: Literal["tokens", "global"] = "tokens"
+    token_layer: Literal["layer2", "layer3", "layer4"] = "layer3"
+    token_hw: int | None = None
+    """Adaptive-pool the token grid to ``token_hw x token_hw`` (ImageNet: 8); None = no pooling."""
+    token_dim: int = 32
+    """Channels per token after the 1x1 conv + BN."""
+    split_qp: bool = True
+    """Phase-space split: the first half of every token's channels is q, the second half p."""
+    projector: Literal["identity", "mlp"] = "identity"
+    global_out_dim: int = 2048
+    channels_last: bool = True
+    """Run the encoder in channels_last memory format (faster on GPUs)."""
+    compile: bool = False
+    """Wrap the encoder in ``torch.compile``."""
+    sync_batchnorm: bool = True
+    """Under DDP, convert BatchNorm to SyncBatchNorm so statistics are global-batch ones."""
+
+
+@dataclass
+class PredictorConfig:
+    """Latent predictor (spec C, F). ``kind=none`` for objectives without one (LeJEPA)."""
+
+    kind: Literal["hamiltonian", "mlp", "none"] = "hamiltonian"
+    hamiltonian: Literal["separable", "quadratic", "learnable"] = "separable"
+    integrator: Literal["leapfrog", "symplectic_euler"] = "leapfrog"
+    dt: float = 0.05
+    steps: int = 2
+    base_coeff: float = 0.1
+    residual_scale: float = 0.02
+    hidden_dim: int = 256
+    depth: int = 2
+    activation: Literal["gelu", "relu", "silu"] = "gelu"
+    integrate_fp32: bool = True
+    learn_dt: bool = False
+    """Refused: a learnable step collapses to dt=0 (spec C.3)."""
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the per-step learning-rate schedule (spec G.2, G.3)."""
+
+    lr: float = 5e-4
+    weight_decay: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    predictor_lr: float | None = None
+    """Own learning rate for the predictor's parameters (ImageNet: 5e-5); None = one group."""
+    clip_grad_norm: float | None = None
+    """Clip the global grad-norm of the clipped groups to this value; None = no clipping."""
+    clip_predictor: bool = True
+    """Whether the predictor group is clipped too (ImageNet: false)."""
+    warmup_epochs: float = 10.0
+    min_lr_ratio: float = 1e-3
+    """Cosine floor as a fraction of ``lr`` (the same absolute floor for every group)."""
+
+
+@dataclass
+class TrainConfig:
+    """Run length, precision, logging and checkpoints (spec G)."""
+
+    epochs: int = 30
+    max_steps: int | None = None
+    """Stop after this many optimiser steps in total (smoke tests, benchmarks); None = full run."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp32", "fp64"] = "auto"
+    """``auto``: bf16 autocast on CUDA, fp32 on CPU. ``fp64`` runs the whole model in double precision (slow;
+    for numerical checks such as exact distributed equivalence)."""
+    out_dir: str = "runs"
+    run_name: str | None = None
+    """Run directory name under ``out_dir``; None = ``<config stem>-seed<seed>``."""
+    checkpoint_every: int = 1
+    """Save a checkpoint every N epochs (and always at the end)."""
+    checkpoint_every_steps: int | None = None
+    """Also save every N steps inside an epoch (for long epochs); None = off."""
+    keep_epoch_checkpoints: bool = False
+    """Keep ``epoch_XXXX.pt`` files besides ``last.pt``."""
+    log_every: int = 20
+    """Log (and sync with the device) every N steps."""
+    tensorboard: bool = True
+    """Write TensorBoard logs when the tensorboard package is installed."""
+    progress: bool = True
+    """Show a progress bar per epoch."""
+    monitor_every: int = 0
+    """Online kNN monitor every N epochs on a fixed subset (0 = off)."""
+    monitor_train_size: int = 5000
+    monitor_test_size: int = 1000
+    eval_at_end: bool = False
+    """Run the full frozen-feature evaluation after training."""
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "hamjepa"})
+    """``name`` plus the keyword arguments of the registered objective (its signature is the schema)."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples become lists) — what is saved in the run directory and checkpoints."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,122 @@
+"""Validation beyond types: the objective section (its constructor is the schema) and impossible combinations."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any
+
+from hamjepa.config.coercion import coerce, suggest_key
+from hamjepa.config.schema import PRESET_IMAGE_SIZE, Config, ConfigError
+
+
+def _constructor_params(cls: type) -> dict[str, tuple[inspect.Parameter, Any]]:
+    """Keyword parameters of ``cls.__init__`` with their type hints, following ``**kwargs`` to base classes."""
+    out: dict[str, tuple[inspect.Parameter, Any]] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        hints = typing.get_type_hints(init)
+        params = inspect.signature(init).parameters
+        for k, p in params.items():
+            if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and k not in out:
+                out[k] = (p, hints.get(k, Any))
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return out
+
+
+def objective_schema(name: str) -> dict[str, tuple[inspect.Parameter, Any]]:
+    """Keyword arguments a registered objective accepts (with type hints), minus ``predictor``."""
+    from hamjepa.objectives.registry import get_objective_class
+
+    try:
+        cls = get_objective_class(name)
+    except ValueError as err:
+        raise ConfigError(f"config: 'objective.name': {err}") from None
+    return {k: v for k, v in _constructor_params(cls).items() if k != "predictor"}
+
+
+def objective_takes_predictor(name: str) -> bool:
+    """Whether the named objective's constructor takes a ``predictor`` module."""
+    from hamjepa.objectives.registry import get_objective_class
+
+    return "predictor" in _constructor_params(get_objective_class(name))
+
+
+def validate_objective(section: dict[str, Any]) -> dict[str, Any]:
+    if "name" not in section:
+        raise ConfigError("config: 'objective.name' is missing; set it to e.g. hamjepa, lejepa or mlp_hjepa.")
+    name = section["name"]
+    schema = objective_schema(name)
+    out: dict[str, Any] = {"name": name}
+    for key, value in section.items():
+        if key == "name":
+            continue
+        if key not in schema:
+            raise ConfigError(
+                f"config: unknown key 'objective.{key}' for objective '{name}'.{suggest_key(key, list(schema))}"
+            )
+        out[key] = coerce(value, schema[key][1], f"objective.{key}")
+    return out
+
+
+def check_combinations(cfg: Config) -> None:
+    m, p, o, d = cfg.model, cfg.predictor, cfg.objective, cfg.data
+    if m.split_qp and m.token_dim % 2:
+        raise ConfigError(
+            f"config: 'model.token_dim' = {m.token_dim} is odd but 'model.split_qp' is true; "
+            "use an even token_dim so each token splits into q and p halves."
+        )
+    if m.split_qp and m.projector != "identity":
+        raise ConfigError(
+            "config: 'model.projector' = 'mlp' mixes the q/p channels that 'model.split_qp' relies on; "
+            "set model.projector=identity or model.split_qp=false."
+        )
+    if m.split_qp and m.mode == "global":
+        raise ConfigError("config: 'model.split_qp' needs 'model.mode' = tokens (the split is per token).")
+    if p.learn_dt:
+        raise ConfigError(
+            "config: 'predictor.learn_dt' = true is refused: a learnable step shrinks to dt -> 0 "
+            "(the trivial identity predictor). Keep it false and set predictor.dt."
+        )
+    if p.dt <= 0 or p.steps < 1:
+        raise ConfigError("config: 'predictor.dt' must be > 0 and 'predictor.steps' >= 1.")
+    takes_predictor = objective_takes_predictor(o["name"])
+    expected = {"hamjepa": "hamiltonian", "mlp_hjepa": "mlp"}.get(o["name"])
+    if takes_predictor and p.kind == "none":
+        raise ConfigError(
+            f"config: objective '{o['name']}' needs a predictor but 'predictor.kind' = none; "
+            f"set predictor.kind={expected or 'hamiltonian'}."
+        )
+    if expected and p.kind != expected:
+        raise ConfigError(
+            f"config: objective '{o['name']}' uses a {expected} predictor but 'predictor.kind' = {p.kind}; "
+            f"set predictor.kind={expected}."
+        )
+    if not takes_predictor and p.kind != "none":
+        raise ConfigError(
+            f"config: objective '{o['name']}' has no predictor but 'predictor.kind' = {p.kind}; "
+            "set predictor.kind=none so the config says what runs."
+        )
+    if o["name"] in ("hamjepa", "mlp_hjepa") and not m.split_qp:
+        raise ConfigError(f"config: objective '{o['name']}' needs the phase split; set model.split_qp=true.")
+    if d.global_views < 2 and d.global_views + d.local_views < 2:
+        raise ConfigError("config: 'data.global_views' must be >= 2 (the objectives compare views).")
+    if d.batch_size < 2:
+        raise ConfigError("config: 'data.batch_size' must be >= 2.")
+    if d.source == "folder" and d.dataset == "cifar100":
+        raise ConfigError("config: 'data.source' = folder needs 'data.dataset' = imagenet100 or imagefolder.")
+    if d.source in ("packed", "torchvision") and d.dataset != "cifar100":
+        raise ConfigError(f"config: 'data.source' = {d.source} is for cifar100; use data.source=folder.")
+    want = PRESET_IMAGE_SIZE[d.dataset]
+    if d.image_size != want:
+        raise ConfigError(
+            f"config: 'data.image_size' = {d.image_size} but the {d.dataset} augmentation preset makes {want} px "
+            f"views (spec A.2); set data.image_size={want}."
+        )
+    if cfg.train.epochs < 1:
+        raise ConfigError("config: 'train.epochs' must be >= 1.")
+    if cfg.optim.warmup_epochs < 0 or not 0 <= cfg.optim.min_lr_ratio <= 1:
+        raise ConfigError("config: 'optim.warmup_epochs' must be >= 0 and 'optim.min_lr_ratio' in [0, 1].")

@@ -1,0 +1,106 @@
+"""What a training checkpoint holds: assembling it from the live objects, and checking/restoring it on resume.
+
+The file format (keys and meaning) is documented in :mod:`hamjepa.engine.checkpoint`, which also writes
+and reads the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hamjepa.config import Config, config_from_dict
+from hamjepa.engine.checkpoint import (
+    CHECKPOINT_FORMAT,
+    LAST_NAME,
+    capture_rng_state,
+    load_checkpoint,
+    load_state_strict,
+    restore_rng_state,
+)
+from hamjepa.engine.schedule import WarmupCosineSchedule
+from hamjepa.errors import CheckpointError
+
+
+@dataclass
+class TrainingParts:
+    """The stateful objects of a run, as saved in and restored from a checkpoint."""
+
+    encoder: nn.Module
+    objective: nn.Module
+    target_encoder: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: WarmupCosineSchedule
+    stream: Any
+    """The training stream (``state_dict`` / ``load_state_dict``: seed, epoch, position)."""
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    """``RUN_DIR/checkpoints/last.pt``."""
+    return run_dir / "checkpoints" / LAST_NAME
+
+
+def training_state(cfg: Config, parts: TrainingParts, *, epoch: int, step: int, epoch_complete: bool) -> dict[str, Any]:
+    """The checkpoint dict of a run at ``epoch`` (completed epochs) / ``step`` (optimiser steps done)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": cfg.to_dict(),
+        "encoder": parts.encoder.state_dict(),
+        "objective": parts.objective.state_dict(),
+        "target_encoder": None if parts.target_encoder is None else parts.target_encoder.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "epoch_complete": epoch_complete,
+        "data": parts.stream.state_dict(),
+        "rng": capture_rng_state(),
+    }
+
+
+def config_identity(cfg: Config) -> dict[str, Any]:
+    """The config fields a resumed run must share with its checkpoint (model, objective, data set, batch)."""
+    d = cfg.to_dict()
+    return {
+        "model": d["model"],
+        "predictor": d["predictor"],
+        "objective": d["objective"],
+        "dataset": d["data"]["dataset"],
+        "batch_size": d["data"]["batch_size"],
+    }
+
+
+def read_resume_state(run_dir: Path, cfg: Config) -> dict[str, Any]:
+    """Read ``run_dir/checkpoints/last.pt`` and check it belongs to ``cfg`` (before building anything)."""
+    file = checkpoint_path(run_dir)
+    # Always onto the CPU: the RNG states must stay CPU ByteTensors (torch.set_rng_state and numpy refuse
+    # device tensors), and load_state_dict / the optimiser copy weights and moments to their parameters'
+    # device anyway.
+    state = load_checkpoint(file, map_location="cpu")
+    try:
+        saved = config_from_dict(state["config"])
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}") from None
+    if config_identity(saved) != config_identity(cfg):
+        raise CheckpointError(
+            f"checkpoint: {file} was written by another config (model/objective/data differ); resume with "
+            f"the run's own config ({run_dir / 'config.yaml'}) or start a new run directory."
+        )
+    return state
+
+
+def restore_training_state(state: dict[str, Any], parts: TrainingParts, file: Path) -> tuple[int, int]:
+    """Load weights, optimiser, schedule, data position and RNG from ``state``; returns ``(epoch, step)``."""
+    load_state_strict(parts.encoder, state["encoder"], "encoder", file)
+    load_state_strict(parts.objective, state["objective"], "objective", file)
+    if parts.target_encoder is not None and state.get("target_encoder") is not None:
+        load_state_strict(parts.target_encoder, state["target_encoder"], "target encoder", file)
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.scheduler.load_state_dict(state["scheduler"])
+    parts.stream.load_state_dict(state["data"])
+    restore_rng_state(state["rng"])
+    return int(state["epoch"]), int(state["step"])
