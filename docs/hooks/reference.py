@@ -15,7 +15,7 @@ site under ``repo/`` and the links rewritten to them.
 
 mkdocs calls :func:`on_config` (fills the ``API`` entry of the nav), :func:`on_files` (adds the generated
 pages and the linked repository files) and :func:`on_page_markdown` (rewrites those links).
-``tests/test_docs_reference.py`` checks the generators cover every config key and every subcommand.
+``tests/test_docs_site.py`` checks the generators cover every config key and every subcommand.
 """
 
 from __future__ import annotations
