@@ -394,10 +394,41 @@ def _replace_placeholder(nav: Any) -> Any:
     return nav
 
 
+def _nav_paths(nav: Any) -> set[str]:
+    if isinstance(nav, str):
+        return {nav}
+    if isinstance(nav, list):
+        return {p for item in nav for p in _nav_paths(item)}
+    if isinstance(nav, dict):
+        return {p for value in nav.values() for p in _nav_paths(value)}
+    return set()
+
+
+def _page_title(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("# "):
+            return line[2:].strip().strip("`")
+    return path.stem
+
+
+def complete_nav(nav: list[Any]) -> list[Any]:
+    """``nav`` with the API pages filled in and any page of ``docs/`` it does not list appended under ``More``
+    (so a page added without editing mkdocs.yml is still reachable)."""
+    nav = _replace_placeholder(nav)
+    listed = _nav_paths(nav)
+    extra = [
+        {_page_title(path): rel}
+        for path in sorted(DOCS_DIR.rglob("*.md"))
+        if "hooks" not in path.relative_to(DOCS_DIR).parts
+        and (rel := path.relative_to(DOCS_DIR).as_posix()) not in listed
+    ]
+    return [*nav, {"More": extra}] if extra else nav
+
+
 def on_config(config: Any) -> Any:
-    """Replace the ``API: api/`` nav entry with one entry per generated API page."""
+    """Fill the ``API: api/`` nav entry and list the pages missing from the nav (:func:`complete_nav`)."""
     if config.nav:
-        config.nav = _replace_placeholder(config.nav)
+        config.nav = complete_nav(config.nav)
     return config
 
 
