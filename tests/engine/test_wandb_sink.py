@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,28 @@ def read_wandb_records(path: Path) -> list[Any]:
     return records
 
 
+def finished_records(path: Path, timeout_s: float = 60.0) -> list[Any]:
+    """The records of a ``.wandb`` file once it holds the run's ``exit`` record.
+
+    ``run.finish()`` can return before W&B's writer process has flushed the file (seen under load), so wait
+    for the closing record instead of reading a half-written log.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def offline_history(run_dir: Path) -> tuple[dict[int, dict[str, Any]], Any]:
-    """``{step: {key: value}}`` of the logged rows and the run record of the (single) offline run."""
+    """``{step: {key: value}}`` of the logged rows and the run record of the offline run(s) in ``run_dir``."""
     files = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run under {run_dir / 'wandb'}"
     history: dict[int, dict[str, Any]] = {}
     run = None
     for path in files:
-        for record in read_wandb_records(path):
+        for record in finished_records(path):
             kind = record.WhichOneof("record_type")
             if kind == "history":
                 items = record.history.item
