@@ -164,6 +164,14 @@ def test_links_from_docs_to_repository_files_are_rewritten(reference: ModuleType
     assert f"[data](../repo/{repo_file})" in nested
 
 
+def test_sphinx_roles_are_stripped_from_rendered_docstrings(reference: ModuleType) -> None:
+    html = "see :func:<code>f</code> and :class:<code>C</code>; keep a:b:<code>x</code> and :func: alone"
+    assert (
+        reference.strip_sphinx_roles(html)
+        == "see <code>f</code> and <code>C</code>; keep a:b:<code>x</code> and :func: alone"
+    )
+
+
 @pytest.fixture
 def clean_registry() -> typing.Iterator[None]:
     from hamjepa.objectives import registry

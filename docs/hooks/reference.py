@@ -447,6 +447,19 @@ def on_files(files: Any, config: Any) -> Any:
     return files
 
 
+_SPHINX_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj|const):(?=<code>)")
+
+
+def strip_sphinx_roles(html: str) -> str:
+    """Drop the ``:func:`` / ``:class:`` ... prefixes that Sphinx-style docstrings leave before a code span."""
+    return _SPHINX_ROLE.sub("", html)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Tidy the rendered docstrings (see :func:`strip_sphinx_roles`)."""
+    return strip_sphinx_roles(html)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Rewrite links to repository files outside ``docs/`` (see the module docstring)."""
     return rewrite_repo_links(page.file.src_uri, markdown)
