@@ -22,8 +22,6 @@ from hamjepa.config import ConfigError, load_config, save_config
 from hamjepa.engine.run_logger import RunLogger
 from hamjepa.engine.wandb_sink import WANDB_ID_NAME, WandbUnavailableError, wandb_scalars
 
-wandb = pytest.importorskip("wandb")
-
 _BLOCK = 32768
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
@@ -120,6 +118,7 @@ def _jsonl(run_dir: Path, kind: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_offline_run_receives_every_train_scalar_and_resume_continues_it(tmp_path: Path, wandb_env: None) -> None:
+    pytest.importorskip("wandb")  # a dev dependency; the other tests here do not need it
     run_dir = tmp_path / "run"
     _train(tmp_path, run_dir, **{"train.max_steps": 2})
     history, run = offline_history(run_dir)
