@@ -107,7 +107,9 @@ def _train(tmp_path: Path, run_dir: Path, *, resume: bool = False, **extra: obje
     data = tmp_path / "tiny.npz"
     if not data.exists():
         write_tiny_cifar(data)
-    cfg = tiny_config("cifar100_hamjepa", data, **{"train.wandb": "offline", "train.epochs": 1, **extra})
+    cfg = tiny_config(
+        "cifar100_hamjepa", data, **{"train.wandb": "offline", "train.epochs": 1, "data.batch_size": 4, **extra}
+    )
     return Trainer(cfg, run_dir=run_dir, resume=resume).fit()
 
 
