@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install hamjepa with its test tools. Idempotent.
+# Create .venv (if missing) and install hamjepa with its test tools and the docs site's. Idempotent.
 # TORCH_SPEC overrides the PyTorch pins (default: the releases this project is tested with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC
-.venv/bin/python -m pip install -q -e ".[dev,tensorboard]"
+.venv/bin/python -m pip install -q -e ".[dev,tensorboard,docs]"
 if [ -n "${WITH_FASHION_MNIST:-}" ] && command -v apt-get >/dev/null 2>&1 && [ ! -d /usr/share/datasets/fashion-mnist ]; then
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
     || echo "note: could not install dataset-fashion-mnist; the image-halves tests will be skipped"

@@ -43,6 +43,11 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 errors.append(str(err))
         raise ConfigError(f"config: '{key}' = {value!r} must be {' or '.join(type_name(a) for a in args)}.")
     if origin is Literal:
+        if isinstance(value, bool) and not any(isinstance(a, bool) for a in get_args(tp)):
+            # YAML 1.1 reads the bare words off/on (and no/yes) as booleans: `train.wandb=off` arrives as False.
+            word = "on" if value else "off"
+            if word in get_args(tp):
+                return word
         if value in get_args(tp):
             return value
         close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)

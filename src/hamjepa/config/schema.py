@@ -61,8 +61,13 @@ class ModelConfig:
     """Encoder (spec B)."""
 
     stem: Literal["cifar", "imagenet"] = "cifar"
+    """ResNet-18 stem: ``cifar`` = 3x3 stride-1 conv, no max-pool (32 px images); ``imagenet`` = the standard
+    7x7 stride-2 conv + max-pool (224 px images)."""
     mode: Literal["tokens", "global"] = "tokens"
+    """``tokens``: the flattened token grid of ``token_layer`` (every paper run); ``global``: global average pool
+    of layer4 and a linear layer to ``global_out_dim``."""
     token_layer: Literal["layer2", "layer3", "layer4"] = "layer3"
+    """ResNet stage whose feature map becomes the tokens (128, 256 or 512 channels before the 1x1 conv)."""
     token_hw: int | None = None
     """Adaptive-pool the token grid to ``token_hw x token_hw`` (ImageNet: 8); None = no pooling."""
     token_dim: int = 32
@@ -70,7 +75,10 @@ class ModelConfig:
     split_qp: bool = True
     """Phase-space split: the first half of every token's channels is q, the second half p."""
     projector: Literal["identity", "mlp"] = "identity"
+    """Head after the encoder: ``identity`` (headless, every paper run; required by the phase split) or ``mlp``
+    (Linear -> BatchNorm -> ReLU -> Linear, 2048 wide)."""
     global_out_dim: int = 2048
+    """Output width of the linear layer in ``mode=global`` (even when ``split_qp``)."""
     channels_last: bool = True
     """Run the encoder in channels_last memory format (faster on GPUs)."""
     compile: bool = False
@@ -84,20 +92,33 @@ class PredictorConfig:
     """Latent predictor (spec C, F). ``kind=none`` for objectives without one (LeJEPA)."""
 
     kind: Literal["hamiltonian", "mlp", "none"] = "hamiltonian"
+    """``hamiltonian``: symplectic rollout of a learned Hamiltonian (HamJEPA); ``mlp``: non-symplectic residual
+    MLP rollout (MLP-HJEPA); ``none``: objectives without a predictor (LeJEPA)."""
     hamiltonian: Literal["separable", "quadratic", "learnable"] = "separable"
+    """``separable``: ``|p|^2/2 + base_coeff |q|^2/2 + residual_scale f(q)`` (HamJEPA); ``quadratic``: no
+    parameters; ``learnable``: a non-separable MLP term (the explicit integrators are not symplectic for it)."""
     integrator: Literal["leapfrog", "symplectic_euler"] = "leapfrog"
+    """Time stepping of the Hamiltonian flow (both symplectic for a separable Hamiltonian)."""
     dt: float = 0.05
+    """Integrator step h (> 0); the backward prediction uses -h."""
     steps: int = 2
+    """Integrator steps N per prediction (flow time N h)."""
     base_coeff: float = 0.1
+    """Coefficient beta_0 of the quadratic base potential (ignored by ``hamiltonian=learnable``)."""
     residual_scale: float = 0.02
+    """Scale s of the learned potential term (ramped by ``objective.residual_scale_warmup_epochs``)."""
     hidden_dim: int = 256
+    """Hidden width of the predictor's MLP (the potential f, or the MLP predictor's residual map)."""
     depth: int = 2
+    """Hidden layers of that MLP."""
     activation: Literal["gelu", "relu", "silu"] = "gelu"
+    """Activation of that MLP (GELU is the exact erf form)."""
     force: Literal["analytic", "autograd"] = "analytic"
     """Residual force of the separable Hamiltonian: ``analytic`` (closed-form MLP gradient with a closed-form
     backward; no double backward) or ``autograd`` (``autograd.grad(create_graph=True)``, the reference
     formulation, for checking). Same values to round-off; the other families ignore it."""
     integrate_fp32: bool = True
+    """Integrate in float32 when the encoder output is bf16/fp16 (the output is cast back)."""
     learn_dt: bool = False
     """Refused: a learnable step collapses to dt=0 (spec C.3)."""
 
@@ -107,9 +128,13 @@ class OptimConfig:
     """AdamW and the per-step learning-rate schedule (spec G.2, G.3)."""
 
     lr: float = 5e-4
+    """Base learning rate (reached after the warm-up)."""
     weight_decay: float = 5e-4
+    """AdamW weight decay, applied to every parameter."""
     betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW moment coefficients."""
     eps: float = 1e-8
+    """AdamW epsilon."""
     predictor_lr: float | None = None
     """Own learning rate for the predictor's parameters (ImageNet: 5e-5); None = one group."""
     clip_grad_norm: float | None = None
@@ -117,6 +142,7 @@ class OptimConfig:
     clip_predictor: bool = True
     """Whether the predictor group is clipped too (ImageNet: false)."""
     warmup_epochs: float = 10.0
+    """Linear warm-up from 1 % of the lr over this many epochs (fractions allowed), then cosine decay."""
     min_lr_ratio: float = 1e-3
     """Cosine floor as a fraction of ``lr`` (the same absolute floor for every group)."""
 
@@ -126,9 +152,11 @@ class TrainConfig:
     """Run length, precision, logging and checkpoints (spec G)."""
 
     epochs: int = 30
+    """Training epochs (the cosine schedule spans all of them)."""
     max_steps: int | None = None
     """Stop after this many optimiser steps in total (smoke tests, benchmarks); None = full run."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto``: CUDA when available, else CPU. Under torchrun each rank uses GPU ``LOCAL_RANK``."""
     step: Literal["eager", "compiled"] = "eager"
     """How each training step runs. ``eager``: plain PyTorch, every operator dispatched from Python.
     ``compiled``: augmentation, encoder, objective forward and backward, gradient clipping and AdamW run as one
@@ -141,6 +169,7 @@ class TrainConfig:
     """``auto``: bf16 autocast on CUDA, fp32 on CPU. ``fp64`` runs the whole model in double precision (slow;
     for numerical checks such as exact distributed equivalence)."""
     out_dir: str = "runs"
+    """Folder that holds the run directories."""
     run_name: str | None = None
     """Run directory name under ``out_dir``; None = ``<config stem>-seed<seed>``."""
     checkpoint_every: int = 1
@@ -153,12 +182,19 @@ class TrainConfig:
     """Log (and sync with the device) every N steps."""
     tensorboard: bool = True
     """Write TensorBoard logs when the tensorboard package is installed."""
+    wandb: Literal["off", "offline", "online"] = "off"
+    """Also log to Weights & Biases (needs ``pip install wandb``): ``offline`` writes ``RUN_DIR/wandb/`` for a
+    later ``wandb sync``; ``online`` streams to the W&B project. Rank 0 only."""
+    wandb_project: str = "hamjepa"
+    """W&B project of the run (the run is named after the run directory)."""
     progress: bool = True
     """Show a progress bar per epoch."""
     monitor_every: int = 0
     """Online kNN monitor every N epochs on a fixed subset (0 = off)."""
     monitor_train_size: int = 5000
+    """Train images (kNN memory bank) of the online monitor."""
     monitor_test_size: int = 1000
+    """Test images scored by the online monitor."""
     eval_at_end: bool = False
     """Run the full frozen-feature evaluation after training."""
 
@@ -168,6 +204,7 @@ class Config:
     """A whole run."""
 
     seed: int = 42
+    """Seeds initialisation, data order, augmentations and random projections (runs are reproducible)."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)

@@ -1,4 +1,4 @@
-"""The run directory and where metrics go: ``metrics.jsonl``, TensorBoard, the progress bar.
+"""The run directory and where metrics go: ``metrics.jsonl``, TensorBoard, Weights & Biases, the progress bar.
 
 Every logged row is a flat-ish dict with ``kind`` (``train``, ``epoch``, ``monitor``, ``error``, ...),
 ``step`` and ``epoch``. A :class:`RunLogger` hands each row to its sinks; a sink is one class with
@@ -11,6 +11,7 @@ Run directory layout::
     RUN_DIR/provenance.jsonl     one line per start / resume: commit, versions, command, UTC date
     RUN_DIR/metrics.jsonl        one JSON object per log point / epoch / callback result
     RUN_DIR/tensorboard/         TensorBoard events (when tensorboard is installed)
+    RUN_DIR/wandb/               W&B files with train.wandb=offline|online (run id in wandb_run_id.txt)
     RUN_DIR/checkpoints/last.pt  latest checkpoint (epoch_XXXX.pt with train.keep_epoch_checkpoints)
 """
 
@@ -74,11 +75,16 @@ class TensorBoardSink:
 
 
 def default_sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
-    """The sinks a config asks for: always JSONL, TensorBoard with ``train.tensorboard`` when installed."""
+    """The sinks a config asks for: always JSONL, TensorBoard with ``train.tensorboard`` when installed, and
+    Weights & Biases with ``train.wandb`` = ``offline`` / ``online`` (see :mod:`hamjepa.engine.wandb_sink`)."""
     sinks: list[MetricSink] = [JsonlSink(run_dir)]
     if cfg.train.tensorboard:
         with contextlib.suppress(ImportError):  # the tensorboard package is optional
             sinks.append(TensorBoardSink(run_dir))
+    if cfg.train.wandb != "off":
+        from hamjepa.engine.wandb_sink import WandbSink
+
+        sinks.append(WandbSink(run_dir, mode=cfg.train.wandb, project=cfg.train.wandb_project, config=cfg.to_dict()))
     return sinks
 
 

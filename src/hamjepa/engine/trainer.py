@@ -56,6 +56,7 @@ from hamjepa.engine.train_state import (
     restore_training_state,
     training_state,
 )
+from hamjepa.engine.wandb_sink import require_wandb
 from hamjepa.errors import HamjepaError
 
 __all__ = [
@@ -100,6 +101,7 @@ class Trainer:
         resume: bool = False,
         callbacks: Sequence[Callback] = (),
     ) -> None:
+        require_wandb(cfg.train.wandb)  # on every rank, before any work: one line naming `pip install wandb`
         self.cfg = cfg
         self.rank = hdist.get_rank()
         self.world_size = hdist.get_world_size()

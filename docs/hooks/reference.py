@@ -1,0 +1,465 @@
+"""Generated pages of the documentation site (an mkdocs hook; the functions also run without mkdocs).
+
+Three kinds of page are written at build time from the code itself, so they cannot drift from it:
+
+* ``reference/configs.md``: every field of the config dataclasses reachable from ``hamjepa.config.Config``
+  (dotted key, type, default, attribute docstring) and the keyword arguments of every registered objective;
+* ``reference/cli.md``: the ``--help`` text of ``hamjepa`` and of every (nested) subcommand, found by walking
+  the argparse parser of ``hamjepa.cli.build_parser``;
+* ``api/<name>.md``: one mkdocstrings page per subpackage of ``src/hamjepa`` (plus one for the top-level
+  modules), found on disk, so a new subpackage gets its page without editing the site.
+
+Pages under ``docs/`` may link to repository files outside it (``docs/RESULTS.md`` links the benchmark
+figures as ``../benchmarks/...``, which works when browsing the repository): such files are copied into the
+site under ``repo/`` and the links rewritten to them.
+
+mkdocs calls :func:`on_config` (fills the ``API`` entry of the nav), :func:`on_files` (adds the generated
+pages and the linked repository files) and :func:`on_page_markdown` (rewrites those links).
+``tests/test_docs_site.py`` checks the generators cover every config key and every subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import dataclasses
+import inspect
+import itertools
+import os
+import posixpath
+import re
+import sys
+import textwrap
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+PACKAGE_DIR = SRC / "hamjepa"
+DOCS_DIR = ROOT / "docs"
+REPO_FILES_DIR = "repo"
+"""Site folder that receives repository files linked from the pages (``../benchmarks/x.png`` -> ``repo/...``)."""
+_LINK = re.compile(r"(\]\()(\.\./[^)\s#]+)([^)]*\))")
+API_NAV_PLACEHOLDER = "api/"
+"""The value of the ``API`` nav entry in mkdocs.yml that :func:`on_config` replaces with the API pages."""
+HELP_WIDTH = 100
+"""Terminal width the ``--help`` texts are formatted for (fixed, so the page does not depend on the shell)."""
+
+
+def _ensure_importable() -> None:
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Config reference
+
+
+def attribute_docstrings(cls: type) -> dict[str, str]:
+    """Attribute docstrings of a class body: the string literal right after ``name: type = value``."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def class_docstrings(cls: type) -> dict[str, str]:
+    """Attribute docstrings of ``cls`` and its dataclass bases (the subclass wins)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(attribute_docstrings(klass))
+    return docs
+
+
+def type_name(tp: Any) -> str:
+    """Readable annotation: ``int | None``, ``'a' | 'b'``, ``tuple[float, float]``, ``dict[str, Any]``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is type(None):
+        return "None"
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(type_name(a) for a in args)}]" if args else name
+    if tp is Any:
+        return "Any"
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _yaml_value(value: Any) -> str:
+    if value is dataclasses.MISSING:
+        return "(required)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, str):
+        return repr(value) if value == "" else value
+    return str(value)
+
+
+@dataclasses.dataclass
+class ConfigField:
+    """One leaf of the config tree."""
+
+    key: str
+    """Dotted key, as written in an override (``train.epochs``)."""
+    type: str
+    default: str
+    doc: str
+
+
+@dataclasses.dataclass
+class ConfigSection:
+    """One dataclass of the config tree (the root has ``name == ''``)."""
+
+    name: str
+    cls: type
+    fields: list[ConfigField]
+
+
+def config_sections() -> list[ConfigSection]:
+    """Every dataclass section reachable from ``hamjepa.config.Config``, root first, in field order."""
+    _ensure_importable()
+    from hamjepa.config import Config
+
+    sections: list[ConfigSection] = []
+
+    def visit(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        docs = class_docstrings(cls)
+        section = ConfigSection(prefix.rstrip("."), cls, [])
+        sections.append(section)
+        nested = []
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                nested.append((tp, f"{prefix}{f.name}."))
+                continue
+            value = _default(f)
+            section.fields.append(
+                ConfigField(f"{prefix}{f.name}", type_name(tp), _yaml_value(value), docs.get(f.name, ""))
+            )
+        for tp, sub in nested:
+            visit(tp, sub)
+
+    visit(Config, "")
+    return sections
+
+
+def config_keys() -> list[str]:
+    """Every dotted leaf key of the config tree (what the reference page must cover)."""
+    return [f.key for s in config_sections() for f in s.fields]
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    # Python-Markdown's tables keep a pipe inside a code span in its cell (no escaping needed or wanted).
+    return f"`{text}`"
+
+
+def objective_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
+    """For each registered objective: (name, class, [(key, type, default)]) of its config keywords."""
+    _ensure_importable()
+    from hamjepa.config import objective_schema
+    from hamjepa.objectives import available_objectives, get_objective_class
+
+    out = []
+    for name in available_objectives():
+        rows = []
+        for key, (param, tp) in objective_schema(name).items():
+            default = dataclasses.MISSING if param.default is inspect.Parameter.empty else param.default
+            rows.append((key, type_name(tp), _yaml_value(default)))
+        out.append((name, get_objective_class(name), rows))
+    return out
+
+
+def config_reference_markdown() -> str:
+    """The configs reference page (Markdown)."""
+    lines = [
+        "# Configs reference",
+        "",
+        "Generated from the config dataclasses (`hamjepa.config`) and the objective registry when the site is",
+        "built, so it always matches the code. A run's YAML file has one mapping per section; every key can",
+        "also be overridden on the command line with its dotted name, e.g. `train.epochs=80 seed=1`. Unknown",
+        "keys, wrong types and impossible combinations are rejected with one `error:` line naming the fix.",
+        "",
+        "Values are shown as you would write them in YAML (`null` is Python's `None`).",
+        "",
+    ]
+    for section in config_sections():
+        lines += [f"## `{section.name}`" if section.name else "## Top level", ""]
+        doc = inspect.getdoc(section.cls) or ""
+        if doc and section.name:
+            lines += [doc.split("\n\n")[0].replace("\n", " "), ""]
+        lines += [
+            f"Dataclass: `{section.cls.__module__}.{section.cls.__qualname__}`.",
+            "",
+            "| key | type | default | description |",
+            "|---|---|---|---|",
+        ]
+        for f in section.fields:
+            lines.append(f"| `{f.key}` | {_code(f.type)} | {_code(f.default)} | {_cell(f.doc) or '—'} |")
+        lines.append("")
+    lines += [
+        "## `objective`",
+        "",
+        "The objective section is `name` plus keyword arguments of the registered objective class: its",
+        "constructor signature *is* the schema (the `predictor` argument is built from the `predictor`",
+        "section). The meaning of each keyword is documented on the class (see the API pages).",
+        "",
+    ]
+    for name, cls, rows in objective_tables():
+        lines += [
+            f"### `objective.name: {name}`",
+            "",
+            f"Class: `{cls.__module__}.{cls.__qualname__}`. "
+            f"{(inspect.getdoc(cls) or '').split(chr(10) + chr(10))[0].replace(chr(10), ' ')}",
+            "",
+            "| key | type | default |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `objective.{key}` | {_code(tp)} | {_code(default)} |" for key, tp, default in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
+# CLI reference
+
+
+@contextlib.contextmanager
+def _fixed_width(width: int) -> Iterator[None]:
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def walk_parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Yield ``(command path, parser)`` for ``parser`` and every nested subcommand, depth first."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            seen: set[int] = set()
+            for name, sub in action.choices.items():
+                if id(sub) in seen:  # aliases share one parser
+                    continue
+                seen.add(id(sub))
+                yield from walk_parsers(sub, (*path, name))
+
+
+def cli_commands() -> list[tuple[tuple[str, ...], str]]:
+    """``(command path, --help text)`` of ``hamjepa`` and every subcommand."""
+    _ensure_importable()
+    from hamjepa.cli import build_parser
+
+    with _fixed_width(HELP_WIDTH):
+        return [(path, sub.format_help()) for path, sub in walk_parsers(build_parser())]
+
+
+def cli_reference_markdown() -> str:
+    """The CLI reference page (Markdown)."""
+    lines = [
+        "# CLI reference",
+        "",
+        "The `--help` text of every `hamjepa` command, generated from the argparse parser when the site is",
+        "built. `python -m hamjepa` is the same program; under `torchrun` use `-m hamjepa`.",
+        "Every user mistake prints one `error:` line naming the problem and the fix and exits with status 2.",
+        "",
+    ]
+    for path, text in cli_commands():
+        title = " ".join(("hamjepa", *path))
+        lines += [f"## `{title}`", "", "```text", text.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
+# API pages
+
+
+def _is_package(path: Path) -> bool:
+    """A folder holding Python modules (an ``__init__.py`` is required for mkdocstrings to collect it)."""
+    return path.is_dir() and not path.name.startswith(("_", ".")) and any(path.glob("*.py"))
+
+
+def api_modules() -> list[tuple[str, list[str]]]:
+    """``(page name, [module paths])``: one page per subpackage, and ``hamjepa`` for the top-level modules."""
+    top = ["hamjepa", *sorted(f"hamjepa.{p.stem}" for p in PACKAGE_DIR.glob("*.py") if not p.stem.startswith("_"))]
+    packages = sorted(p.name for p in PACKAGE_DIR.iterdir() if _is_package(p))
+    return [("hamjepa", top)] + [(name, [f"hamjepa.{name}"]) for name in packages]
+
+
+def api_page_markdown(name: str, modules: list[str]) -> str:
+    """One API page: an mkdocstrings block per module (subpackages render their submodules too)."""
+    title = "`hamjepa` (top-level modules)" if name == "hamjepa" else f"`hamjepa.{name}`"
+    lines = [f"# {title}", "", "Generated from the docstrings.", ""]
+    for module in modules:
+        options = "    options:\n      show_submodules: false\n" if module == "hamjepa" else ""
+        lines += [f"::: {module}", options]
+    return "\n".join(lines)
+
+
+def api_nav() -> list[dict[str, str]]:
+    """Nav entries of the API pages."""
+    return [{("hamjepa" if n == "hamjepa" else f"hamjepa.{n}"): f"api/{n}.md"} for n, _ in api_modules()]
+
+
+def generated_pages() -> dict[str, str]:
+    """Every generated page: ``{path under docs/: Markdown}``."""
+    pages = {
+        "reference/configs.md": config_reference_markdown(),
+        "reference/cli.md": cli_reference_markdown(),
+    }
+    for name, modules in api_modules():
+        pages[f"api/{name}.md"] = api_page_markdown(name, modules)
+    return pages
+
+
+# --------------------------------------------------------------------------------------------------------
+# Links from docs/ to repository files outside it
+
+
+def repo_links(page: str, markdown: str) -> dict[str, str]:
+    """``{link as written: repository path}`` for each ``../`` link of ``page`` to an existing repo file."""
+    out: dict[str, str] = {}
+    page_dir = posixpath.dirname(page)
+    for _, target, _ in _LINK.findall(markdown):
+        path = (DOCS_DIR / page_dir / target).resolve()
+        if path.is_file() and ROOT in path.parents and DOCS_DIR not in path.parents:
+            out[target] = path.relative_to(ROOT).as_posix()
+    return out
+
+
+def rewrite_repo_links(page: str, markdown: str) -> str:
+    """Point ``page``'s ``../`` links to repository files at their copies under ``repo/`` in the site."""
+    links = repo_links(page, markdown)
+    up = "../" * page.count("/")
+
+    def swap(m: re.Match) -> str:
+        repo_path = links.get(m.group(2))
+        return m.group(0) if repo_path is None else f"{m.group(1)}{up}{REPO_FILES_DIR}/{repo_path}{m.group(3)}"
+
+    return _LINK.sub(swap, markdown)
+
+
+# --------------------------------------------------------------------------------------------------------
+# mkdocs hooks
+
+
+def _replace_placeholder(nav: Any) -> Any:
+    if isinstance(nav, list):
+        return [_replace_placeholder(item) for item in nav]
+    if isinstance(nav, dict):
+        return {k: (api_nav() if v == API_NAV_PLACEHOLDER else _replace_placeholder(v)) for k, v in nav.items()}
+    return nav
+
+
+def _nav_paths(nav: Any) -> set[str]:
+    if isinstance(nav, str):
+        return {nav}
+    if isinstance(nav, list):
+        return {p for item in nav for p in _nav_paths(item)}
+    if isinstance(nav, dict):
+        return {p for value in nav.values() for p in _nav_paths(value)}
+    return set()
+
+
+def _page_title(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("# "):
+            return line[2:].strip().strip("`")
+    return path.stem
+
+
+def complete_nav(nav: list[Any]) -> list[Any]:
+    """``nav`` with the API pages filled in and any page of ``docs/`` it does not list appended under ``More``
+    (so a page added without editing mkdocs.yml is still reachable)."""
+    nav = _replace_placeholder(nav)
+    listed = _nav_paths(nav)
+    extra = [
+        {_page_title(path): rel}
+        for path in sorted(DOCS_DIR.rglob("*.md"))
+        if "hooks" not in path.relative_to(DOCS_DIR).parts
+        and (rel := path.relative_to(DOCS_DIR).as_posix()) not in listed
+    ]
+    return [*nav, {"More": extra}] if extra else nav
+
+
+def on_config(config: Any) -> Any:
+    """Fill the ``API: api/`` nav entry and list the pages missing from the nav (:func:`complete_nav`)."""
+    if config.nav:
+        config.nav = complete_nav(config.nav)
+    return config
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Add the generated pages to the build."""
+    from mkdocs.structure.files import File
+
+    for path, content in generated_pages().items():
+        files.append(File.generated(config, path, content=content))
+    linked: set[str] = set()
+    for page in list(files.documentation_pages()):
+        if page.abs_src_path and Path(page.abs_src_path).is_file():
+            linked.update(repo_links(page.src_uri, Path(page.abs_src_path).read_text()).values())
+    for repo_path in sorted(linked):
+        files.append(File.generated(config, f"{REPO_FILES_DIR}/{repo_path}", abs_src_path=str(ROOT / repo_path)))
+    return files
+
+
+_SPHINX_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj|const):(?=<code>)")
+
+
+def strip_sphinx_roles(html: str) -> str:
+    """Drop the ``:func:`` / ``:class:`` ... prefixes that Sphinx-style docstrings leave before a code span."""
+    return _SPHINX_ROLE.sub("", html)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Tidy the rendered docstrings (see :func:`strip_sphinx_roles`)."""
+    return strip_sphinx_roles(html)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Rewrite links to repository files outside ``docs/`` (see the module docstring)."""
+    return rewrite_repo_links(page.file.src_uri, markdown)
