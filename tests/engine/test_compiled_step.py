@@ -125,11 +125,12 @@ def test_profiled_step_has_no_host_sync_in_either_mode(
     ("extra", "match"),
     [
         ({"objective": "bijepa"}, "EMA target encoder"),
+        ({"objective": "hamsigreg"}, "host-side work"),
         ({"model.compile": True}, "model.compile"),
     ],
 )
 def test_compiled_step_refuses_what_it_cannot_capture(tiny_data: Path, extra: dict, match: str) -> None:
-    name = "cifar100_bijepa" if extra.pop("objective", None) else "cifar100_hamjepa"
+    name = f"cifar100_{extra.pop('objective', 'hamjepa')}"
     with pytest.raises(ConfigError, match=match):
         tiny_config(name, tiny_data, **{"train.step": "compiled", **extra})
 

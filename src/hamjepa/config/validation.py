@@ -139,10 +139,16 @@ def check_compiled_step(cfg: Config) -> None:
         )
     from hamjepa.objectives.registry import get_objective_class
 
-    if getattr(get_objective_class(cfg.objective["name"]), "needs_target_encoder", False):
+    cls = get_objective_class(cfg.objective["name"])
+    if getattr(cls, "needs_target_encoder", False):
         raise ConfigError(
             f"config: 'train.step' = compiled does not support the EMA target encoder of objective "
             f"'{cfg.objective['name']}'; use train.step=eager."
+        )
+    if not getattr(cls, "supports_compiled_step", True):
+        raise ConfigError(
+            f"config: 'train.step' = compiled: objective '{cfg.objective['name']}' does host-side work inside its "
+            "forward (e.g. HamSIGReg's own H-optimiser), so its step cannot be one graph; use train.step=eager."
         )
     if cfg.model.compile:
         raise ConfigError(

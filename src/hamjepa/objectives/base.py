@@ -60,6 +60,9 @@ class Objective(nn.Module):
     """
 
     needs_target_encoder: ClassVar[bool] = False
+    supports_compiled_step: ClassVar[bool] = True
+    """Whether ``forward(z, step=None)`` after :meth:`prepare_step` can run inside one compiled graph
+    (``train.step=compiled``); False for objectives that do host-side work inside ``forward``."""
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook called by the engine at the start of every epoch (``epoch`` is 1-indexed). No-op here."""

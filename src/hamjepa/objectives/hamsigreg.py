@@ -31,7 +31,7 @@ Terms: ``pred``, ``sigreg`` (of ``H^{1/2} z``, unweighted), ``total``, ``h_penal
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -77,6 +77,9 @@ class HamSIGRegObjective(LeJEPAObjective):
         h_grad_clip: clip the H-gradient norm to this (None = no clipping).
         alpha_ramp_epochs, beta_ramp_epochs: linear epoch ramps of ``alpha`` / ``beta`` (0 = none).
     """
+
+    # The H-optimiser steps on the host inside ``forward`` (at its interval): not one static graph.
+    supports_compiled_step: ClassVar[bool] = False
 
     def __init__(
         self,
