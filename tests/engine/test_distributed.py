@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from tests.engine.helpers import tiny_config, write_tiny_cifar
+
+from hamjepa.engine.launch import join_process_group, shutdown_distributed
 
 
 def _one_step(data: Path, run_dir: Path, objective: str) -> dict[str, torch.Tensor]:
@@ -37,13 +38,13 @@ def _one_step(data: Path, run_dir: Path, objective: str) -> dict[str, torch.Tens
 
 
 def _worker(rank: int, world: int, init: str, data: str, out: str, objective: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    join_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     try:
         grads = _one_step(Path(data), Path(out) / f"rank{rank}", objective)
         if rank == 0:
             torch.save(grads, Path(out) / "grads.pt")
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 @pytest.mark.parametrize("objective", ["cifar100_hamjepa", "cifar100_sigreg"])

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from hamjepa.engine.launch import join_process_group, shutdown_distributed
 from hamjepa.objectives import HamSIGRegObjective
 
 WORLD = 2
@@ -41,11 +41,11 @@ def _compute(rank: int, world: int) -> dict[str, torch.Tensor]:
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    join_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         torch.save(_compute(rank, WORLD), Path(out_dir) / f"rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 def test_two_ranks_equal_single_process(tmp_path: Path) -> None:

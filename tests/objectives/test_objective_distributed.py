@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from tests.objectives._objectives_testutils import make_hamiltonian_predictor
 
+from hamjepa.engine.launch import join_process_group, shutdown_distributed
 from hamjepa.objectives import (
     HamJEPAObjective,
     LeJEPAObjective,
@@ -79,11 +79,11 @@ def _compute(rank: int, world: int) -> dict[str, dict[str, object]]:
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    join_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         torch.save(_compute(rank, WORLD), Path(out_dir) / f"rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 def test_two_ranks_equal_single_process_loss_and_gradients(tmp_path: Path) -> None:

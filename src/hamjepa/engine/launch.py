@@ -8,10 +8,31 @@ CUDA, gloo on CPU). Multi-node runs use the usual torchrun flags (``--nnodes``, 
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+
+def join_process_group(backend: str, **kwargs: Any) -> None:
+    """``torch.distributed.init_process_group(backend, **kwargs)``, with ``torch._dynamo`` imported first.
+
+    Importing ``torch._dynamo`` (which ``torchvision``, ``torch.optim`` and ``torch.compile`` do on first use)
+    *after* the default group exists leaves references to that group behind (torch 2.14: ten), so
+    :func:`torch.distributed.destroy_process_group` no longer frees it: gloo's worker threads then outlive
+    the interpreter's shutdown and a thread still releasing a collective that ran inside a backward pass
+    aborts the process ("terminate called without an active exception", SIGABRT) after all work is done.
+    Importing it before the group is created keeps ``destroy_process_group`` effective. Every process
+    group in this project (``torchrun`` launches and the multi-process tests) is joined through here.
+
+    Args:
+        backend: ``"nccl"`` or ``"gloo"``.
+        **kwargs: passed on (``init_method``, ``rank``, ``world_size``, ...).
+    """
+    importlib.import_module("torch._dynamo")
+    dist.init_process_group(backend=backend, **kwargs)
 
 
 def init_distributed_from_env(device: str = "auto") -> bool:
@@ -21,7 +42,7 @@ def init_distributed_from_env(device: str = "auto") -> bool:
     use_cuda = torch.cuda.is_available() and device != "cpu"
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    join_process_group("nccl" if use_cuda else "gloo")
     return True
 
 
