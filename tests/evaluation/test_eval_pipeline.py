@@ -100,6 +100,7 @@ def test_eval_parser_registers_the_documented_flags() -> None:
     )  # fmt: skip
     b = parser.parse_args(["eval", "ck.pt", "--weighted-knn", "--bf16", "--out", "o"])
     assert b.weighted_knn and b.bf16 and b.out == Path("o") and callable(b.func)
+    assert b.k is None  # the default sweep, capped at the train set size by evaluate()
 
 
 def test_evaluate_without_split_and_error_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,6 +121,32 @@ def test_evaluate_without_split_and_error_cases(tmp_path: Path, capsys: pytest.C
     empty = TinyEvalData(lambda: iter(()), data.test, 4, data.mean, data.std)
     with pytest.raises(ValueError, match="empty feature set"):
         evaluate(TinyEncoder(), empty, split_qp=False, out_dir=tmp_path, device="cpu", options=opts, verbose=False)
+
+
+def test_default_sweep_leaves_out_k_above_the_train_set_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A small data set (here 48 train images) evaluates without --k instead of failing at k = 50."""
+    torch.manual_seed(0)
+    opts = EvalOptions(probe_epochs=1, cosine_pairs=100, plots=False, progress=False)  # k_values: default sweep
+    m = evaluate(TinyEncoder(), make_eval_data(48, 24), split_qp=False, out_dir=tmp_path, device="cpu",
+                 options=opts)  # fmt: skip
+    assert m["readouts"]["z"]["knn"]["k_values"] == [1, 5, 10, 20]
+    assert m["options"]["k_values"] == [1, 5, 10, 20] and m["knn_k_dropped"] == [50, 100, 200]
+    assert json.loads((tmp_path / "metrics.json").read_text())["knn_k_dropped"] == [50, 100, 200]
+    assert (
+        "kNN sweep without k = [50, 100, 200] (larger than the 48 train images)" in (tmp_path / "report.md").read_text()
+    )
+    assert "kNN sweep without k = [50, 100, 200]" in capsys.readouterr().out
+    # Asked for explicitly, a k above the train set is refused, not quietly dropped.
+    explicit = EvalOptions(k_values=(1, 50), probe_epochs=1, cosine_pairs=100, plots=False, progress=False)
+    with pytest.raises(ValueError, match="k_max=50 must be in"):
+        evaluate(TinyEncoder(), make_eval_data(48, 24), split_qp=False, out_dir=tmp_path, device="cpu",
+                 options=explicit, verbose=False)  # fmt: skip
+    # A large enough train set runs the paper's whole sweep and drops nothing.
+    full = evaluate(TinyEncoder(), make_eval_data(200, 24), split_qp=False, out_dir=tmp_path / "full",
+                    device="cpu", options=opts, verbose=False)  # fmt: skip
+    assert full["options"]["k_values"] == [1, 5, 10, 20, 50, 100, 200] and full["knn_k_dropped"] == []
 
 
 def test_online_monitor_runs_on_schedule_and_matches_offline_knn() -> None:

@@ -16,8 +16,6 @@ from typing import Any
 
 from hamjepa.errors import HamjepaError
 
-from .knn import DEFAULT_K_VALUES
-
 
 def add_parser(subparsers: Any) -> None:
     """Register ``eval`` and ``compare`` on an ``argparse`` subparsers object."""
@@ -29,8 +27,8 @@ def add_parser(subparsers: Any) -> None:
         "--k",
         type=int,
         nargs="+",
-        default=list(DEFAULT_K_VALUES),
-        help="kNN sweep (default 1 5 10 20 50 100 200)",
+        default=None,
+        help="kNN sweep (default 1 5 10 20 50 100 200, without the k larger than the train set)",
     )
     p.add_argument("--weighted-knn", action="store_true", help="vote with exp(sim/T), T=0.07 (default: majority)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for feature extraction (default fp32)")
@@ -148,7 +146,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from .pipeline import EvalOptions
 
     options = EvalOptions(
-        k_values=tuple(args.k),
+        k_values=None if args.k is None else tuple(args.k),
         knn_weighted=args.weighted_knn,
         probe_epochs=args.probe_epochs,
         feature_dtype="bf16" if args.bf16 else "fp32",

@@ -23,7 +23,10 @@ from .report import SCHEMA_VERSION, write_metrics, write_report
 class EvalOptions:
     """Evaluation settings; the defaults are the spec's protocol (H.1-H.4)."""
 
-    k_values: tuple[int, ...] = DEFAULT_K_VALUES
+    k_values: tuple[int, ...] | None = None
+    """The kNN sweep. ``None``: the paper's sweep (``DEFAULT_K_VALUES``, 1 to 200) without the ``k`` larger
+    than the train set, which are listed as ``knn_k_dropped`` in metrics.json and in the report. Values given
+    explicitly are used as given (a ``k`` above the train set size is an error)."""
     knn_weighted: bool = False
     knn_temperature: float = 0.07
     knn_test_chunk: int = 1024
@@ -48,6 +51,20 @@ class EvalOptions:
             weight_decay=self.probe_weight_decay,
             seed=self.seed,
         )
+
+
+def resolve_k_values(k_values: tuple[int, ...] | None, n_train: int) -> tuple[tuple[int, ...], list[int]]:
+    """The kNN sweep to run and the default ``k`` left out: ``(k_values, dropped)``.
+
+    ``None`` means the paper's sweep without the ``k`` above ``n_train``; explicit values pass unchanged
+    (:func:`~hamjepa.evaluation.knn.knn_classify` rejects a ``k`` above ``n_train`` with a clear message).
+    """
+    if k_values is not None:
+        return tuple(k_values), []
+    kept = tuple(k for k in DEFAULT_K_VALUES if k <= n_train)
+    if not kept:
+        raise ValueError(f"kNN needs at least {min(DEFAULT_K_VALUES)} train image(s), got {n_train}")
+    return kept, [k for k in DEFAULT_K_VALUES if k > n_train]
 
 
 @contextmanager
@@ -118,6 +135,9 @@ def _evaluate(
     (f_train, y_train), (f_test, y_test) = feats["train"], feats["test"]
     if f_train.shape[1] != f_test.shape[1]:
         raise ValueError(f"train/test feature dims differ: {f_train.shape[1]} vs {f_test.shape[1]}")
+    k_values, k_dropped = resolve_k_values(opts.k_values, int(f_train.shape[0]))
+    if k_dropped and verbose:
+        print(f"[eval] kNN sweep without k = {k_dropped}: only {f_train.shape[0]} train images", flush=True)
     r_train, r_test = readouts(f_train, split_qp), readouts(f_test, split_qp)
     for name, transform in (extra_readouts or {}).items():
         if name in r_train:
@@ -133,7 +153,7 @@ def _evaluate(
                 r_test[name],
                 y_test,
                 num_classes,
-                k_values=opts.k_values,
+                k_values=k_values,
                 weighted=opts.knn_weighted,
                 temperature=opts.knn_temperature,
                 test_chunk=opts.knn_test_chunk,
@@ -184,7 +204,8 @@ def _evaluate(
         "split_qp": split_qp,
         "n_train": int(f_train.shape[0]),
         "n_test": int(f_test.shape[0]),
-        "options": {**asdict(opts), "k_values": list(opts.k_values)},
+        "options": {**asdict(opts), "k_values": list(k_values)},
+        "knn_k_dropped": k_dropped,
         "readouts": blocks,
         "timing": timing,
     }

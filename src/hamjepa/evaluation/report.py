@@ -11,6 +11,7 @@ metrics.json schema (version 1; accuracies are fractions in [0, 1]; times in sec
       "split_qp": bool,                  # true: readouts q, p, qp; false: readout z
       "n_train": int, "n_test": int,
       "options": {...},                  # the EvalOptions used (k sweep, probe settings, seeds, dtype)
+      "knn_k_dropped": [int],            # default-sweep k left out for exceeding n_train (usually [])
       "readouts": {
         "<name>": {                      # "q" | "p" | "qp" (split_qp) or "z"; + objective extras ("ham")
           "feature_dim": int,
@@ -95,8 +96,11 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{metrics['n_train']} train / {metrics['n_test']} test)",
         f"- split_qp: {metrics['split_qp']}",
         "- timing (s): " + ", ".join(f"{k} {v:.2f}" for k, v in metrics["timing"].items()),
-        "",
     ]
+    if metrics.get("knn_k_dropped"):
+        dropped, n_train = metrics["knn_k_dropped"], metrics["n_train"]
+        head.append(f"- kNN sweep without k = {dropped} (larger than the {n_train} train images)")
+    head.append("")
     return "\n".join(head + [readout_table(n, b) for n, b in metrics["readouts"].items()])
 
 
