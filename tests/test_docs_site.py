@@ -109,6 +109,24 @@ def test_cli_page_holds_the_help_of_every_subcommand(reference: ModuleType) -> N
         assert "-h, --help" in section, title
 
 
+def test_every_cli_argument_has_help_text() -> None:
+    """The CLI page is generated from --help: an argument without help text is a hole in the reference."""
+    from hamjepa.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*path, name))
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(" ".join(("hamjepa", *path, "/".join(action.option_strings) or action.dest)))
+
+    walk(build_parser(), ())
+    assert not missing, missing
+
+
 def test_api_pages_cover_every_subpackage(reference: ModuleType) -> None:
     packages = {p.parent.name for p in (ROOT / "src" / "hamjepa").glob("*/*.py") if p.parent.name != "__pycache__"}
     assert {"models", "dynamics", "objectives", "data", "engine", "evaluation"} <= packages

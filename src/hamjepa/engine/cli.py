@@ -112,7 +112,12 @@ def add_parser(subparsers: argparse._SubParsersAction, *, callbacks: CallbackFac
             "--profile --out bench.json`."
         ),
     )
-    b.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    b.add_argument(
+        "args",
+        nargs="*",
+        metavar="CONFIG [key=value ...]",
+        help="YAML config file followed by dotted overrides (key.subkey=value)",
+    )
     b.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
     b.add_argument("--warmup", type=int, default=10, help="untimed warm-up steps (default 10)")
     b.add_argument("--no-floor", action="store_true", help="skip the encoder-only measurement")

@@ -64,14 +64,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="packed CIFAR-100 .npz (see `hamjepa data cifar100`) or, with --source torchvision, its root",
     )
-    c.add_argument("--source", choices=("packed", "torchvision"), default="packed")
-    c.add_argument("--epochs", type=int, default=30)
-    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    c.add_argument(
+        "--source",
+        choices=("packed", "torchvision"),
+        default="packed",
+        help="read DATA as a packed .npz (default) or as torchvision's CIFAR-100 folder",
+    )
+    c.add_argument("--epochs", type=int, default=30, help="training epochs per run (default: the paper's 30)")
+    c.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="seeds (default 0 1 2: the paper reports 3 seeds without naming them)",
+    )
     c.add_argument(
         "--methods",
         nargs="+",
         choices=("hamjepa", "sigreg", "mlp_hjepa"),
         default=["hamjepa", "sigreg", "mlp_hjepa"],
+        help="methods to train (default: all three rows of Table 1)",
     )
     c.add_argument("--out", default="runs/reproduce_cifar100", help="output folder")
     c.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
@@ -90,9 +102,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     i.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every run")
     i.add_argument("--data", required=True, help="ImageNet-100 folder with train/<wnid>/ and val/<wnid>/")
-    i.add_argument("--epochs", type=int, default=45)
+    i.add_argument("--epochs", type=int, default=45, help="training epochs per run (default: the paper's 45)")
     i.add_argument("--seeds", type=int, nargs="+", default=[42], help="seeds (the paper: one run, seed 42)")
-    i.add_argument("--methods", nargs="+", choices=("hamjepa", "sigreg"), default=["hamjepa", "sigreg"])
+    i.add_argument(
+        "--methods",
+        nargs="+",
+        choices=("hamjepa", "sigreg"),
+        default=["hamjepa", "sigreg"],
+        help="methods to train (default: both rows of Table 2)",
+    )
     i.add_argument("--out", default="runs/reproduce_imagenet100", help="output folder")
     i.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
     i.add_argument(
