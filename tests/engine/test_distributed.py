@@ -7,15 +7,13 @@ all-reduce (e.g. per-rank BatchNorm statistics) changes it by O(1) (0.62 measure
 
 from __future__ import annotations
 
-import os
+import functools
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from tests.engine.helpers import tiny_config, write_tiny_cifar
-
-from hamjepa.engine.launch import join_process_group, shutdown_distributed
+from tests.ranks import run_on_ranks
 
 
 def _one_step(data: Path, run_dir: Path, objective: str) -> dict[str, torch.Tensor]:
@@ -37,23 +35,15 @@ def _one_step(data: Path, run_dir: Path, objective: str) -> dict[str, torch.Tens
     return grads
 
 
-def _worker(rank: int, world: int, init: str, data: str, out: str, objective: str) -> None:
-    join_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
-    try:
-        grads = _one_step(Path(data), Path(out) / f"rank{rank}", objective)
-        if rank == 0:
-            torch.save(grads, Path(out) / "grads.pt")
-    finally:
-        shutdown_distributed()
+def _rank_step(data: Path, out: Path, objective: str, rank: int, world: int) -> dict[str, torch.Tensor]:
+    return _one_step(data, out / f"rank{rank}", objective)
 
 
 @pytest.mark.parametrize("objective", ["cifar100_hamjepa", "cifar100_sigreg"])
 def test_two_ranks_half_batch_equal_one_rank_full_batch(tmp_path: Path, objective: str) -> None:
     data = write_tiny_cifar(tmp_path / "tiny.npz")
     single = _one_step(data, tmp_path / "single", objective)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(data), str(tmp_path), objective), nprocs=2, join=True)
-    multi = torch.load(tmp_path / "grads.pt", weights_only=True)
+    multi = run_on_ranks(functools.partial(_rank_step, data, tmp_path, objective), tmp_path, world=2)[0]
     assert multi.keys() == single.keys()
     torch.testing.assert_close(multi["loss"], single["loss"], rtol=1e-12, atol=1e-12)
     scale = max(float(g.abs().max()) for g in single.values())

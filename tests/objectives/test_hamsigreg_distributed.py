@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.multiprocessing as mp
+from tests.ranks import run_on_ranks
 
-from hamjepa.engine.launch import join_process_group, shutdown_distributed
 from hamjepa.objectives import HamSIGRegObjective
 
 WORLD = 2
@@ -39,18 +38,8 @@ def _compute(rank: int, world: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    join_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        torch.save(_compute(rank, WORLD), Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        shutdown_distributed()
-
-
 def test_two_ranks_equal_single_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    ranks = run_on_ranks(_compute, tmp_path, WORLD)
     single = _compute(0, 1)
     for step in range(2):
         grad = torch.cat([r[f"grad{step}"] for r in ranks], dim=1) / WORLD

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.multiprocessing as mp
 from tests.objectives._objectives_testutils import make_hamiltonian_predictor
+from tests.ranks import run_on_ranks
 
-from hamjepa.engine.launch import join_process_group, shutdown_distributed
 from hamjepa.objectives import (
     HamJEPAObjective,
     LeJEPAObjective,
@@ -77,18 +76,8 @@ def _compute(rank: int, world: int) -> dict[str, dict[str, object]]:
     return results
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    join_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        torch.save(_compute(rank, WORLD), Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        shutdown_distributed()
-
-
 def test_two_ranks_equal_single_process_loss_and_gradients(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    ranks = run_on_ranks(_compute, tmp_path, WORLD)
     single = _compute(0, 1)
 
     for name, ref in single.items():
