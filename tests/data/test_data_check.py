@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from torchvision.io import encode_jpeg
+from tests.data._folder_testutils import break_files, make_tree
 
 from hamjepa.cli import main
 from hamjepa.data.check import check_image_folder, probe_file
@@ -14,34 +13,16 @@ from hamjepa.data.check import check_image_folder, probe_file
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 
 
-def _jpeg(path: Path, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = torch.randint(0, 256, (3, 24, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
-    path.write_bytes(encode_jpeg(img, quality=90).numpy().tobytes())
-
-
-def _tree(root: Path) -> Path:
-    for split in ("train", "val"):
-        for c in ("cat", "dog"):
-            for i in range(3):
-                _jpeg(root / split / c / f"{i}.JPEG", seed=i)
-    return root
-
-
 def _break(root: Path) -> dict[str, Path]:
-    bad = {
-        "truncated": root / "train" / "cat" / "1.JPEG",
-        "empty": root / "train" / "dog" / "0.JPEG",
-        "not an image": root / "val" / "dog" / "2.JPEG",
-    }
-    bad["truncated"].write_bytes(bad["truncated"].read_bytes()[:-60])
-    bad["empty"].write_bytes(b"")
-    bad["not an image"].write_bytes(b"<html>404 not found</html>")
-    return bad
+    return break_files(
+        truncated=root / "train" / "cat" / "1.JPEG",
+        empty=root / "train" / "dog" / "0.JPEG",
+        not_an_image=root / "val" / "dog" / "2.JPEG",
+    )
 
 
 def test_probe_file_reasons(tmp_path: Path) -> None:
-    bad = _break(_tree(tmp_path))
+    bad = _break(make_tree(tmp_path))
     assert probe_file(tmp_path / "train" / "cat" / "0.JPEG") is None
     assert probe_file(bad["truncated"]) == "Image is incomplete or truncated"
     assert probe_file(bad["truncated"], decode=False) is None  # the header alone does not show it
@@ -51,7 +32,7 @@ def test_probe_file_reasons(tmp_path: Path) -> None:
 
 
 def test_check_lists_every_bad_file_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = _break(_tree(tmp_path))
+    bad = _break(make_tree(tmp_path))
     report = check_image_folder(tmp_path, progress=False)
     assert report.splits == {"train": 6, "val": 6} and report.classes == {"train": 2, "val": 2}
     assert {b.path for b in report.bad} == set(bad.values())
@@ -64,7 +45,7 @@ def test_check_lists_every_bad_file_and_exits_1(tmp_path: Path, capsys: pytest.C
 
 
 def test_clean_folder_and_single_split_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _tree(tmp_path)
+    make_tree(tmp_path)
     assert main(["data", "check", str(tmp_path), "--workers", "0", "--no-progress"]) == 0
     assert main(["data", "check", str(tmp_path / "val"), "--workers", "0", "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -80,7 +61,7 @@ def test_evaluation_data_honours_on_corrupt(tmp_path: Path, caplog: pytest.LogCa
     from hamjepa.data.eval_data import eval_data_from_imagefolder
     from hamjepa.data.imagefolder import CorruptImageError
 
-    bad = _break(_tree(tmp_path))
+    bad = _break(make_tree(tmp_path))
     strict = eval_data_from_imagefolder(tmp_path, batch_size=4, num_workers=0, resize=32, crop=24)
     with pytest.raises(CorruptImageError, match=r"2\.JPEG"):
         list(strict.test())

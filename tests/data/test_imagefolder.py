@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torchvision.io import encode_jpeg
+from tests.data._folder_testutils import make_tree, write_jpeg
 
 from hamjepa.data.eval_data import build_eval_data
 from hamjepa.data.imagefolder import ImageFolderSource, decode_rgb
@@ -17,22 +17,8 @@ from hamjepa.data.sources import DataError
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 
 
-def _jpeg(path: Path, h: int = 20, w: int = 24, channels: int = 3, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = torch.randint(0, 256, (channels, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
-    path.write_bytes(encode_jpeg(img, quality=95).numpy().tobytes())
-
-
-def _tree(root: Path) -> Path:
-    for split in ("train", "val"):
-        for c in ("cat", "dog"):
-            for i in range(3):
-                _jpeg(root / split / c / f"{i}.JPEG", seed=i)
-    return root
-
-
 def test_listing_labels_and_decoding(tmp_path: Path) -> None:
-    src = ImageFolderSource(_tree(tmp_path), "train")
+    src = ImageFolderSource(make_tree(tmp_path), "train")
     assert src.classes == ["cat", "dog"] and len(src) == 6
     assert src.targets.tolist() == [0, 0, 0, 1, 1, 1]
     img = src.decode(4)
@@ -40,7 +26,7 @@ def test_listing_labels_and_decoding(tmp_path: Path) -> None:
 
 
 def test_grayscale_jpeg_becomes_three_channels(tmp_path: Path) -> None:
-    _jpeg(tmp_path / "g.jpg", channels=1)
+    write_jpeg(tmp_path / "g.jpg", channels=1)
     img = decode_rgb(tmp_path / "g.jpg")
     assert img.shape == (3, 20, 24) and torch.equal(img[0], img[1]) and torch.equal(img[1], img[2])
 
@@ -50,7 +36,7 @@ def test_grayscale_jpeg_becomes_three_channels(tmp_path: Path) -> None:
     [
         (lambda r: r.mkdir(exist_ok=True), "image folder .*train does not exist"),
         (lambda r: (r / "train").mkdir(parents=True), "has no class folders"),
-        (lambda r: (_tree(r), (r / "train" / "empty").mkdir()), "class folder .*empty holds no images"),
+        (lambda r: (make_tree(r), (r / "train" / "empty").mkdir()), "class folder .*empty holds no images"),
     ],
 )
 def test_bad_layouts_give_one_clear_line(tmp_path: Path, setup, message: str) -> None:
@@ -68,7 +54,7 @@ def test_missing_root_is_reported(tmp_path: Path) -> None:
 
 
 def test_truncated_jpeg_names_the_file_and_fix(tmp_path: Path) -> None:
-    _tree(tmp_path)
+    make_tree(tmp_path)
     bad = tmp_path / "train" / "dog" / "1.JPEG"
     bad.write_bytes(bad.read_bytes()[:100])
     src = ImageFolderSource(tmp_path, "train")

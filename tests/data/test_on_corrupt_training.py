@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from torchvision.io import encode_jpeg
+from tests.data._folder_testutils import break_files, make_tree
 
 from hamjepa.cli import main
 
@@ -17,20 +16,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _tree(root: Path) -> dict[str, Path]:
-    gen = torch.Generator().manual_seed(0)
-    for split, n in (("train", 4), ("val", 2)):
-        for c in ("a", "b"):
-            for i in range(n):
-                path = root / split / c / f"{i}.JPEG"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                img = torch.randint(0, 256, (3, 40, 48), dtype=torch.uint8, generator=gen)
-                path.write_bytes(encode_jpeg(img, quality=90).numpy().tobytes())
-    bad = {"truncated": root / "train" / "a" / "1.JPEG", "empty": root / "train" / "b" / "0.JPEG"}
-    bad["not an image"] = root / "train" / "b" / "3.JPEG"
-    bad["truncated"].write_bytes(bad["truncated"].read_bytes()[:-50])
-    bad["empty"].write_bytes(b"")
-    bad["not an image"].write_bytes(b"GIF? no: plain text\n")
-    return bad
+    make_tree(root, classes=("a", "b"), per_split={"train": 4, "val": 2}, h=40, w=48)
+    return break_files(
+        truncated=root / "train" / "a" / "1.JPEG",
+        empty=root / "train" / "b" / "0.JPEG",
+        not_an_image=root / "train" / "b" / "3.JPEG",
+    )
 
 
 def _argv(data: Path, run: Path, policy: str) -> list[str]:
