@@ -26,16 +26,17 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hamjepa.data.augment import IMAGENET_MEAN, IMAGENET_STD, imagenet_augment
+from hamjepa.data.augment import imagenet_augment
 from hamjepa.data.folder_stream import ImageFolderStream
 from hamjepa.data.imagefolder import ImageFolderSource
+from hamjepa.data.reference import torchvision_imagenet_view
 from hamjepa.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,31 +44,12 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenette-mini"
 VIEWS = 2
 
 
-def torchvision_transform() -> Callable:
-    """Spec A.2, ImageNet column, as torchvision transforms on PIL images (the per-image reference)."""
-    from torchvision.transforms import v2
-
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(224, scale=(0.4, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
-            v2.RandomHorizontalFlip(0.5),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-            v2.RandomGrayscale(0.2),
-            v2.RandomApply([v2.GaussianBlur(23, sigma=(0.1, 2.0))], p=0.5),
-            v2.RandomSolarize(128, p=0.2),
-            v2.PILToTensor(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
-        ]
-    )
-
-
 class TorchvisionViews(Dataset):
     """PIL decode + the A.2 transform applied independently to each of ``VIEWS`` views."""
 
     def __init__(self, source: ImageFolderSource) -> None:
         self.source = source
-        self.transform = torchvision_transform()
+        self.transform = torchvision_imagenet_view()
 
     def __len__(self) -> int:
         return len(self.source)

@@ -14,11 +14,10 @@ from torchvision.transforms import v2
 from hamjepa.data.augment import (
     CIFAR100_MEAN,
     CIFAR100_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     cifar100_augment,
     imagenet_augment,
 )
+from hamjepa.data.reference import torchvision_imagenet_view
 from hamjepa.data.sources import load_packed
 
 N_IMAGES = 1000
@@ -82,23 +81,6 @@ N_IMAGENET = 200
 IMAGENET_AUGMENT = imagenet_augment  # module-level, so a mutation check can swap in a broken preset
 
 
-def _torchvision_imagenet_pipeline() -> v2.Compose:
-    """Spec A.2, ImageNet column, as the paper's code runs it: PIL images, uint8 solarize at 128."""
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(224, scale=(0.4, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
-            v2.RandomHorizontalFlip(0.5),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-            v2.RandomGrayscale(0.2),
-            v2.RandomApply([v2.GaussianBlur(23, sigma=(0.1, 2.0))], p=0.5),
-            v2.RandomSolarize(128, p=0.2),
-            v2.PILToTensor(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
-        ]
-    )
-
-
 @pytest.mark.realdata
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
@@ -124,7 +106,7 @@ def test_imagefolder_stream_statistics_match_torchvision_pil_pipeline(shared_dat
     ours = torch.cat([views[0] for views, _ in stream])  # [N, 3, 224, 224]
     order = epoch_permutation(N_IMAGENET, 0, 0).tolist()
     torch.manual_seed(0)
-    tv = _torchvision_imagenet_pipeline()
+    tv = torchvision_imagenet_view()
     theirs = []
     for i in order:
         with Image.open(stream.source.samples[i][0]) as im:
