@@ -24,7 +24,7 @@ def _tree(root: Path) -> dict[str, Path]:
     )
 
 
-def _argv(data: Path, run: Path, policy: str) -> list[str]:
+def _argv(data: Path, run: Path, policy: str, **extra: object) -> list[str]:
     overrides = {
         "data.path": data,
         "data.batch_size": 8,
@@ -38,6 +38,7 @@ def _argv(data: Path, run: Path, policy: str) -> list[str]:
         "train.device": "cpu",
         "optim.warmup_epochs": 1,
         "model.channels_last": False,
+        **extra,
     }
     config = str(REPO / "configs" / "imagenet100_sigreg.yaml")
     return ["train", config, *[f"{k}={v}" for k, v in overrides.items()], "--run-dir", str(run)]
@@ -51,7 +52,9 @@ def test_on_corrupt_error_and_skip_in_training(tmp_path: Path, capsys: pytest.Ca
     assert len(err) == 1 and err[0].startswith("error: data: cannot decode image ")
     assert any(str(p) in err[0] for p in bad.values()) and "data.on_corrupt=skip" in err[0]
 
-    assert main(_argv(tmp_path / "data", tmp_path / "lenient", "skip")) == 0
+    # The online kNN monitor reads the same folder (train/ holds the bad files) under the same policy.
+    monitor = {"train.monitor_every": 1, "train.monitor_train_size": 8, "train.monitor_test_size": 4}
+    assert main(_argv(tmp_path / "data", tmp_path / "lenient", "skip", **monitor)) == 0
     rows = [json.loads(line) for line in (tmp_path / "lenient" / "metrics.jsonl").read_text().splitlines()]
     skips = {r["path"]: r["reason"] for r in rows if r["kind"] == "data_skip"}
     assert skips == {

@@ -47,10 +47,13 @@ def train_stream_from_config(cfg: Config, *, device: torch.device, rank: int = 0
     )
 
 
-def build_eval_data_from_config(config: Config | dict[str, Any], *, num_workers: int | None = None) -> EvalData:
+def build_eval_data_from_config(
+    config: Config | dict[str, Any], *, num_workers: int | None = None, subset: int | None = None
+) -> EvalData:
     """Eval data (train and test splits, eval transforms of spec H.1) for a run's config.
 
-    ``num_workers`` (JPEG decoding for folder data) defaults to the config's ``data.num_workers``.
+    ``num_workers`` (JPEG decoding for folder data) defaults to the config's ``data.num_workers``, ``subset``
+    (a stratified slice per split) to ``data.eval_subset``.
     """
     cfg = config if isinstance(config, Config) else config_from_dict(config)
     d = cfg.data
@@ -59,6 +62,6 @@ def build_eval_data_from_config(config: Config | dict[str, Any], *, num_workers:
         resolve_data_path(d),
         batch_size=d.eval_batch_size,
         num_workers=d.num_workers if num_workers is None else num_workers,
-        subset=d.eval_subset,
+        subset=d.eval_subset if subset is None else subset,
         on_corrupt=d.on_corrupt,
     )

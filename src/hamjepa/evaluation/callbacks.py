@@ -45,16 +45,11 @@ class KNNMonitorCallback(Callback):
         self.monitor: OnlineKNNMonitor | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
-        from hamjepa.data import build_eval_data
-        from hamjepa.data.from_config import resolve_data_path
+        from hamjepa.data import build_eval_data_from_config
 
         t, d = trainer.cfg.train, trainer.cfg.data
-        data = build_eval_data(
-            d.dataset,
-            resolve_data_path(d),
-            batch_size=d.eval_batch_size,
-            subset=max(t.monitor_train_size, t.monitor_test_size),
-        )
+        # The run's own eval data (its workers and data.on_corrupt policy), cut to the monitor's size.
+        data = build_eval_data_from_config(trainer.cfg, subset=max(t.monitor_train_size, t.monitor_test_size))
         xtr, ytr = _take(data.train, t.monitor_train_size)
         xte, yte = _take(data.test, t.monitor_test_size)
         self.monitor = OnlineKNNMonitor(

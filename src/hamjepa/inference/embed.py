@@ -98,14 +98,13 @@ class _DecodeChunk(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
-        from hamjepa.data.imagefolder import decode_rgb
-        from hamjepa.data.sources import DataError
+        from hamjepa.data.imagefolder import CorruptImageError, decode_rgb
 
         index = self.indices[i]
         try:
             image = decode_rgb(self.files[index])
-        except DataError as err:
-            return index, None, str(err)
+        except CorruptImageError as err:  # the reason only: the training advice in str(err) means nothing here
+            return index, None, f"cannot decode ({err.reason})"
         return index, self.preprocess.geometry(image), ""
 
 
