@@ -203,3 +203,26 @@ def test_objective_fast_path_traces_as_one_graph() -> None:
     torch.testing.assert_close(got.detach(), objective(z, step=2).loss.detach(), rtol=1e-5, atol=1e-6)
     assert z.grad is not None and torch.isfinite(z.grad).all()
     assert torch.isfinite(eager)
+
+
+def test_a_non_finite_batch_leaves_the_warm_start_and_later_losses_finite() -> None:
+    """One NaN batch (a step the AMP scaler would skip) must not poison the power-iteration warm start."""
+    module = ProjectedLogDetFloor(method="sync_free", proj_dim=8, seed=3, **ACTIVE).double()
+    g = torch.Generator().manual_seed(0)
+    clean = torch.randn(64, 16, generator=g, dtype=torch.float64) * torch.linspace(0.5, 2.0, 16, dtype=torch.float64)
+    module(clean)
+    before = module.top_vector.clone()
+    bad = clean.clone()
+    bad[3, 5] = float("nan")
+    assert not torch.isfinite(module(bad).loss)
+    torch.testing.assert_close(module.top_vector, before, rtol=0, atol=0)
+    assert torch.isfinite(module(clean).loss)
+
+
+def test_changing_a_floor_after_construction_changes_the_loss() -> None:
+    module = ProjectedLogDetFloor(method="sync_free", proj_dim=8, seed=3, **ACTIVE).double()
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    module.prepare(16, 64, x.device)
+    low = module(x, prepared=True).loss
+    module.floor = 5.0  # a higher log-det floor: the hinge grows
+    assert module(x, prepared=True).loss > low

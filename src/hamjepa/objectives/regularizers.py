@@ -425,11 +425,9 @@ class ProjectedLogDetFloor(nn.Module):
             if v0.dtype != x.dtype:
                 v0 = v0.to(x.dtype)
             logdet, pr_norm, eigmax, v, info = _SyncFreeSpectrum.apply(cov, v0, self.power_squarings)
-            with torch.no_grad():
-                if k == self.proj_dim:
-                    self.top_vector.copy_(v)
-                else:
-                    self.top_vector[:k] = v
+            with torch.no_grad():  # the next step's warm start; a non-finite batch (e.g. one the AMP scaler
+                warm = self.top_vector[:k]  # skips) keeps the previous vector instead of poisoning every later one
+                warm.copy_(torch.where(torch.isfinite(v).all(), v.to(warm.dtype), warm))
         else:
             logdet = torch.linalg.slogdet(cov).logabsdet / k
             trace = torch.diagonal(cov).sum()
@@ -444,8 +442,8 @@ class ProjectedLogDetFloor(nn.Module):
 
     def _hinge_constants(self, x: Tensor) -> Tensor:
         """``[3, 3]`` rows (sign, offset, weight) of the three hinges; an unconfigured term has weight 0."""
-        key = (x.device, x.dtype)
-        if self._hinge_key != key:
+        key = (x.device, x.dtype, self.floor, self.pr_floor, self.eigmax_ceiling, self.pr_weight, self.eigmax_weight)
+        if self._hinge_key != key:  # rebuilt if a floor or weight is changed after construction
             pr_on, em_on = self.pr_floor is not None, self.eigmax_ceiling is not None
             rows = [
                 [-1.0, -1.0, 1.0],
