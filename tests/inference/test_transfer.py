@@ -51,6 +51,14 @@ def test_eval_on_generated_npz_names_the_data_set(run: Path, tmp_path: Path) -> 
     assert not (run / "eval").exists()  # the run's own evaluation is left alone
 
 
+def test_transfer_keeps_the_objectives_extra_readout(tmp_path: Path) -> None:
+    """A HamSIGReg run's "ham" readout is evaluated on the other data set too, as in its own evaluation."""
+    (tmp_path / "hamsigreg").mkdir()
+    run = make_run(tmp_path / "hamsigreg", "cifar100_hamsigreg")
+    metrics = evaluate_transfer(run, _generated_npz(tmp_path / "gen24.npz"), device="cpu", options=TINY)
+    assert list(metrics["readouts"]) == ["z", "ham"]
+
+
 def test_eval_cli_routes_data_to_the_transfer_evaluation(
     run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -113,7 +113,7 @@ def evaluate_run(
     from hamjepa.data import build_eval_data_from_config
     from hamjepa.engine.checkpoint import load_run
 
-    from .pipeline import evaluate
+    from .pipeline import evaluate, objective_readouts
 
     run = load_run(path)
     config = dict(run.config)
@@ -124,10 +124,6 @@ def evaluate_run(
     else:
         flag = split_qp == "on"
     dev = device or ("cuda" if _cuda() else "cpu")
-    feature_readouts = getattr(run.objective, "feature_readouts", None)
-    extra = feature_readouts() if callable(feature_readouts) else {}
-    if extra:
-        run.objective.to(dev)
     return evaluate(
         run.encoder,
         build_eval_data_from_config(config),
@@ -138,7 +134,7 @@ def evaluate_run(
         checkpoint=str(run.checkpoint_path),
         config=config,
         dataset=_dataset_name(config),
-        extra_readouts=extra,
+        extra_readouts=objective_readouts(run.objective, dev),
     )
 
 

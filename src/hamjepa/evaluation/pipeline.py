@@ -53,6 +53,18 @@ class EvalOptions:
         )
 
 
+def objective_readouts(
+    objective: nn.Module | None, device: torch.device | str
+) -> dict[str, Callable[[Tensor], Tensor]]:
+    """The extra readouts a trained objective defines (:meth:`~hamjepa.objectives.Objective.feature_readouts`,
+    e.g. HamSIGReg's ``"ham"``), with the objective moved to ``device``; ``{}`` when it defines none."""
+    feature_readouts = getattr(objective, "feature_readouts", None)
+    extra = feature_readouts() if callable(feature_readouts) else {}
+    if extra and objective is not None:
+        objective.to(device)
+    return extra
+
+
 def resolve_k_values(k_values: tuple[int, ...] | None, n_train: int) -> tuple[tuple[int, ...], list[int]]:
     """The kNN sweep to run and the default ``k`` left out: ``(k_values, dropped)``.
 

@@ -119,7 +119,7 @@ def evaluate_transfer(
     Returns:
         The metrics dict (``metrics["dataset"] == name``).
     """
-    from hamjepa.evaluation.pipeline import evaluate
+    from hamjepa.evaluation.pipeline import evaluate, objective_readouts
     from hamjepa.inference.model import load
 
     model = load(path, device="cpu")
@@ -128,14 +128,16 @@ def evaluate_transfer(
         data, model.preprocess, batch_size=batch_size, num_workers=num_workers, subset=subset
     )
     flag = model.split_qp if split_qp == "auto" else split_qp == "on"
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return evaluate(
         model.encoder,
         eval_data,
         split_qp=flag,
         out_dir=out or default_transfer_out(path, name),
-        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        device=dev,
         options=options,
         checkpoint=str(model.info.get("checkpoint", model.source)),
         config=model.config,
         dataset=name,
+        extra_readouts=objective_readouts(model.objective, dev),
     )
