@@ -80,12 +80,14 @@ def test_compiled_step_is_one_graph_and_trains_like_eager(runs: dict, name: str)
     # same optimiser state format and values (checkpoints are interchangeable)
     for p, q in zip(eager.module.parameters(), compiled.module.parameters(), strict=True):
         assert q.dtype == p.dtype and q.shape == p.shape
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6)
     s_e = eager.optimizer.state_dict()["state"]
     s_c = compiled.optimizer.state_dict()["state"]
     assert s_e.keys() == s_c.keys()
     steps = [(float(s_e[k]["step"]), float(s_c[k]["step"])) for k in s_e]
     assert all(a == b for a, b in steps) and max(a for a, _ in steps) == STEPS
     for k in s_e:
+        torch.testing.assert_close(s_c[k]["exp_avg"], s_e[k]["exp_avg"], rtol=1e-4, atol=1e-9)
         torch.testing.assert_close(s_c[k]["exp_avg_sq"], s_e[k]["exp_avg_sq"], rtol=1e-6, atol=1e-20)
 
 

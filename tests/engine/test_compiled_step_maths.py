@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hamjepa.engine.optim import adamw_step_, clip_grads_
+from hamjepa.engine.optim import adamw_groups, adamw_step_, apply_adamw, clip_grads_
 from hamjepa.engine.profiling import profile_steps
 
 
@@ -54,6 +54,42 @@ def test_adamw_step_equals_torch_adamw_in_float64() -> None:
         torch.testing.assert_close(m[i], opt.state[p]["exp_avg"], rtol=1e-13, atol=1e-18)
         torch.testing.assert_close(v[i], opt.state[p]["exp_avg_sq"], rtol=1e-13, atol=1e-30)
         assert float(t[i]) == float(opt.state[p]["step"]) == 5.0
+
+
+def test_apply_adamw_over_groups_equals_torch_adamw_in_float64() -> None:
+    """What both step modes run: per-group lr and weight decay, and a parameter that never gets a gradient
+    (torch leaves it untouched: no decay, no moments)."""
+    params, grads = _params_and_grads(1)
+    frozen = torch.randn(5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def optimiser(tensors: list[torch.Tensor]) -> torch.optim.AdamW:
+        groups = [
+            {"params": tensors[:2], "lr": 1e-3, "weight_decay": 0.05},
+            {"params": tensors[2:], "lr": 2e-3, "weight_decay": 0.0},  # holds the parameter without gradient
+        ]
+        return torch.optim.AdamW(groups, betas=(0.9, 0.95), eps=1e-8, foreach=False)
+
+    ref = [p.clone().requires_grad_() for p in [*params, frozen]]
+    mine = [p.clone().requires_grad_() for p in [*params, frozen]]
+    opt_ref, opt_mine = optimiser(ref), optimiser(mine)
+    groups = adamw_groups(opt_mine)
+    for k, step_grads in enumerate(grads):
+        lrs = [1e-3 * (k + 1), 2e-3 / (k + 1)]  # each group on its own schedule
+        for group, lr in zip(opt_ref.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        for p, g in zip(ref, step_grads, strict=False):  # the last parameter gets no gradient
+            p.grad = g.clone()
+        opt_ref.step()
+        apply_adamw(groups, [*(g.clone() for g in step_grads), None], lrs)
+    for p, q in zip(ref, mine, strict=True):
+        torch.testing.assert_close(q.detach(), p.detach(), rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(mine[-1].detach(), frozen, rtol=0, atol=0)
+    for p, q in zip(ref[:-1], mine[:-1], strict=True):
+        torch.testing.assert_close(opt_mine.state[q]["exp_avg"], opt_ref.state[p]["exp_avg"], rtol=1e-13, atol=1e-18)
+        torch.testing.assert_close(
+            opt_mine.state[q]["exp_avg_sq"], opt_ref.state[p]["exp_avg_sq"], rtol=1e-13, atol=1e-30
+        )
+        assert float(opt_mine.state[q]["step"]) == float(opt_ref.state[p]["step"]) == 5.0
 
 
 @pytest.mark.parametrize("max_norm", [0.5, 1e3])  # clipping active / inactive

@@ -66,6 +66,11 @@ class StreamPosition:
         self.epoch = 0
         self.position = 0
 
+    def pop_skipped(self) -> list[tuple[str, str]]:
+        """The ``(path, reason)`` of the corrupt files skipped since the last call; none here (only a stream
+        that decodes files can meet one, see :class:`~hamjepa.data.folder_stream.ImageFolderStream`)."""
+        return []
+
     @property
     def steps_per_epoch(self) -> int:
         """Batches per epoch."""

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.engine.module import JEPAModule, embed_views
-from hamjepa.engine.optim import adamw_groups, apply_adamw
+from hamjepa.engine.optim import AdamWGroup, adamw_groups, apply_adamw
 from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.models.ema import update_ema
 
@@ -63,6 +63,7 @@ class TrainStep:
         self.target_encoder = target_encoder
         self._fused = bool(optimizer.defaults.get("fused"))
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
+        self._groups: list[AdamWGroup] | None = None  # read at the first step, after a resume has loaded them
 
     @staticmethod
     def batches(
@@ -91,8 +92,10 @@ class TrainStep:
         if self._fused:
             self.optimizer.step()
         else:
+            if self._groups is None:
+                self._groups = adamw_groups(self.optimizer)
             lrs = [g["lr"] for g in self.optimizer.param_groups]
-            apply_adamw(adamw_groups(self.optimizer), [p.grad for p in self._params], lrs)
+            apply_adamw(self._groups, [p.grad for p in self._params], lrs)
         self.scheduler.step()
         if self.target_encoder is not None:
             update_ema(self.target_encoder, self.module.encoder, self.module.objective.ema_momentum(step))

@@ -255,7 +255,7 @@ class Trainer:
 
     def _log_skipped_files(self, epoch: int) -> None:
         """One ``data_skip`` row per corrupt file the stream skipped (``data.on_corrupt=skip``)."""
-        for path, reason in self.stream.pop_skipped() if hasattr(self.stream, "pop_skipped") else ():
+        for path, reason in self.stream.pop_skipped():
             self.skipped_files += 1
             self.logger.log(
                 {"kind": "data_skip", "step": self.step, "epoch": epoch, "path": path, "reason": reason}, self.step
@@ -329,4 +329,4 @@ class Trainer:
 
     def stream_position(self) -> int:
         """Batches already consumed in the current epoch (``steps_per_epoch`` at its end)."""
-        return int(self.stream.state_dict()["position"])
+        return self.stream.position
