@@ -123,3 +123,19 @@ def test_bad_activation_and_sizes_are_rejected() -> None:
         build_mlp(4, 1, hidden_dim=0, depth=1, activation="gelu")
     with pytest.raises(ValueError, match="dim"):
         SeparableHamiltonian(0)
+
+
+@pytest.mark.parametrize("force", ["analytic", "autograd"])
+def test_residual_scale_set_after_construction_scales_potential_and_force_in_float64(force: str) -> None:
+    """The forward reads the scale from its 0-d buffer: setting it (as the warm-up does each epoch, also from
+    0) must give exactly ``V = b|q|^2/2 + s f(q)`` and ``grad V = b q + s grad f(q)`` with the new ``s``."""
+    torch.manual_seed(0)
+    h = SeparableHamiltonian(6, base_coeff=0.1, residual_scale=0.0, hidden_dim=8, force=force).double()
+    q = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    f = h.residual(q).squeeze(-1)
+    (grad_f,) = torch.autograd.grad(f.sum(), q)
+    for s in (0.37, 0.11):
+        h.residual_scale = s
+        assert h.residual_scale_t.dtype == torch.float64 and float(h.residual_scale_t) == s
+        torch.testing.assert_close(h.potential(q), 0.05 * q.square().sum(-1) + s * f, rtol=1e-14, atol=0)
+        torch.testing.assert_close(h.grad_V(q), 0.1 * q + s * grad_f, rtol=1e-12, atol=1e-15)

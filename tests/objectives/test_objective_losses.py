@@ -103,6 +103,21 @@ def test_energy_term_matches_manual_formula() -> None:
     torch.testing.assert_close(out.terms["pred"], (m + 0.1 * energy).detach())
 
 
+def test_bidirectional_energy_term_matches_manual_formula_in_float64() -> None:
+    """Both directions from one predictor call: per-direction energy errors, then the mean over directions."""
+    obj = _objective(energy_weight=0.1).double()
+    z = _z().double()
+    out = obj(z, step=0)
+    pred, energies = [], []
+    for src, dst, direction in ((z[0], z[1], 1), (z[1], z[0], obj.backward_direction)):
+        y = obj.predictor(src, direction=direction)
+        e = (obj.predictor.energy(y) - obj.predictor.energy(src)).square().mean()
+        energies.append(e)
+        pred.append(_mse(y[:, :8], dst[:, :8]) + 0.2 * _mse(y[:, 8:], dst[:, 8:]) + 0.1 * e)
+    torch.testing.assert_close(out.terms["energy"], (sum(energies) / 2).detach(), rtol=1e-13, atol=0)
+    torch.testing.assert_close(out.terms["pred"], (sum(pred) / 2).detach(), rtol=1e-13, atol=0)
+
+
 def test_std_floor_p_off_and_larger_view_count() -> None:
     obj = _objective(std_floor_p=None, std_floor_q=5.0)  # huge floor: only the q floor is active
     z = _z(v=3)
