@@ -33,14 +33,13 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return coerce(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                pass  # try the next member; the error below names them all
         raise ConfigError(f"config: '{key}' = {value!r} must be {' or '.join(type_name(a) for a in args)}.")
     if origin is Literal:
         if isinstance(value, bool) and not any(isinstance(a, bool) for a in get_args(tp)):

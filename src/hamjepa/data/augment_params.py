@@ -301,19 +301,3 @@ def group_params_from_draws(
         sigma=s_lo + (s_hi - s_lo) * draws.sigma,
         solarize=draws.solarize < settings.solarize_p,
     )
-
-
-def sample_group_params(
-    spec: ViewGroupSpec,
-    settings: AugmentSettings,
-    batch_size: int,
-    height: int,
-    width: int,
-    generator: torch.Generator,
-) -> GroupParams:
-    """Sample every random parameter of one view group for a batch of ``batch_size`` images.
-
-    :func:`draw_group_uniforms` followed by :func:`group_params_from_draws`.
-    """
-    draws = draw_group_uniforms(spec, batch_size, generator)
-    return group_params_from_draws(spec, settings, draws, height, width)

@@ -262,10 +262,7 @@ class HamSIGRegObjective(LeJEPAObjective):
         inv = self.invariance_loss(z)
         log_lam = self.log_spectrum()
         sig = self.sigreg(self.metric.apply_sqrt(upcast(z), log_lam), step=step)
-        if self.combination == "paper_code":
-            total = 0.5 * inv + self.lambda_reg * sig
-        else:
-            total = (1.0 - self.lambda_reg) * inv + self.lambda_reg * sig
+        total = self.combine(inv, sig)
         if self.metric.learnable:
             alpha, beta = self.current_alpha_beta()
             with torch.no_grad():

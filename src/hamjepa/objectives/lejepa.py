@@ -76,6 +76,13 @@ class LeJEPAObjective(Objective):
         """Draw this step's SIGReg directions (host side, see :meth:`Objective.prepare_step`)."""
         self.sigreg.prepare(z_shape[-1], step, device)
 
+    def combine(self, inv: Tensor, sig: Tensor) -> Tensor:
+        """The total loss from the invariance and SIGReg terms under :attr:`combination`: ``paper_code``
+        ``inv / 2 + lambda sig``, ``upstream`` ``(1 - lambda) inv + lambda sig``."""
+        if self.combination == "paper_code":
+            return 0.5 * inv + self.lambda_reg * sig
+        return (1.0 - self.lambda_reg) * inv + self.lambda_reg * sig
+
     def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
         """Args: z ``[V, B, D]``; step: training step (seeds the SIGReg directions), or None after
         :meth:`prepare_step`."""
@@ -83,9 +90,6 @@ class LeJEPAObjective(Objective):
         self.check_views(z)
         inv = self.invariance_loss(z)
         sig = self.sigreg(z, step=step)
-        if self.combination == "paper_code":
-            total = 0.5 * inv + self.lambda_reg * sig
-        else:
-            total = (1.0 - self.lambda_reg) * inv + self.lambda_reg * sig
+        total = self.combine(inv, sig)
         terms = {"pred": inv, "sigreg": sig, "total": total}
         return ObjectiveOutput(total, {k: t.detach() for k, t in terms.items()})
