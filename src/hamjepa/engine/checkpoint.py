@@ -63,6 +63,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run folder a checkpoint file belongs to (``RUN_DIR/checkpoints/x.pt`` -> ``RUN_DIR``), else its folder."""
+    parent = Path(checkpoint).resolve().parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
 def _load_failure(file: Path, err: BaseException) -> CheckpointError:
     """One-line error telling apart foreign objects (refused), a damaged file, and a file that is no checkpoint.
 

@@ -89,8 +89,9 @@ def _dataset_name(config: dict[str, Any]) -> str | None:
 def _default_out(checkpoint_path: Path, given: Path) -> Path:
     if given.is_dir():
         return given / "eval"
-    parent = checkpoint_path.resolve().parent
-    return (parent.parent if parent.name == "checkpoints" else parent) / "eval"
+    from hamjepa.engine.checkpoint import run_dir_of
+
+    return run_dir_of(checkpoint_path) / "eval"
 
 
 def evaluate_run(

@@ -85,8 +85,10 @@ def _training_commit(model: HamjepaModel) -> str | None:
     checkpoint = model.info.get("checkpoint")
     if not checkpoint:
         return model.info.get("training_commit")
-    parent = Path(checkpoint).resolve().parent
-    log = (parent.parent if parent.name == "checkpoints" else parent) / "provenance.jsonl"
+    from hamjepa.engine.checkpoint import run_dir_of
+    from hamjepa.engine.run_logger import PROVENANCE_NAME
+
+    log = run_dir_of(checkpoint) / PROVENANCE_NAME
     if not log.is_file():
         return None
     with open(log) as fh:

@@ -232,9 +232,9 @@ def _run_metrics(checkpoint_path: Path) -> dict[str, Any] | None:
     """``RUN_DIR/eval/metrics.json`` of the run a checkpoint belongs to, when it was evaluated."""
     import json
 
-    parent = checkpoint_path.resolve().parent
-    run_dir = parent.parent if parent.name == "checkpoints" else parent
-    file = run_dir / "eval" / "metrics.json"
+    from hamjepa.engine.checkpoint import run_dir_of
+
+    file = run_dir_of(checkpoint_path) / "eval" / "metrics.json"
     return json.loads(file.read_text()) if file.is_file() else None
 
 

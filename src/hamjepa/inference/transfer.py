@@ -86,8 +86,9 @@ def default_transfer_out(path: str | Path, name: str) -> Path:
     given = Path(path)
     if given.is_dir():
         return given / f"eval_{name}"
-    parent = given.resolve().parent
-    return (parent.parent if parent.name == "checkpoints" else parent) / f"eval_{name}"
+    from hamjepa.engine.checkpoint import run_dir_of
+
+    return run_dir_of(given) / f"eval_{name}"
 
 
 def evaluate_transfer(

@@ -82,6 +82,7 @@ def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
 
 def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     """Train and evaluate every (method, seed) and write the comparison table; returns the table dict."""
+    from hamjepa.engine.train_state import checkpoint_path
     from hamjepa.engine.trainer import Trainer
     from hamjepa.evaluation.callbacks import callbacks_from_config
     from hamjepa.evaluation.cli import evaluate_run
@@ -101,7 +102,7 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
             key = f"{method}/seed{seed}"
             if not metrics_file.is_file():
                 t0 = time.perf_counter()
-                done = (run_dir / "checkpoints" / "last.pt").is_file()
+                done = checkpoint_path(run_dir).is_file()
                 trainer = Trainer(cfg, run_dir=run_dir, resume=done, callbacks=callbacks_from_config(cfg))
                 if trainer.epoch < cfg.train.epochs or not done:
                     trainer.fit()
