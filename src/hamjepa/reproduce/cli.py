@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 
-def _run_cifar100(args: argparse.Namespace) -> int:
+def _run_table(args: argparse.Namespace) -> int:
+    """``reproduce cifar100`` / ``reproduce imagenet100``: the same driver, the data set set by the subcommand."""
     from hamjepa.reproduce.cifar100 import ReproduceOptions, run_reproduction
 
+    k = getattr(args, "k", None)  # only imagenet100 takes --k
     opts = ReproduceOptions(
         data_path=args.data,
         source=args.source,
@@ -17,25 +19,8 @@ def _run_cifar100(args: argparse.Namespace) -> int:
         out_dir=args.out,
         overrides=tuple(args.overrides),
         probe_epochs=args.probe_epochs,
-    )
-    run_reproduction(opts)
-    return 0
-
-
-def _run_imagenet100(args: argparse.Namespace) -> int:
-    from hamjepa.reproduce.cifar100 import ReproduceOptions, run_reproduction
-
-    opts = ReproduceOptions(
-        data_path=args.data,
-        source="folder",
-        epochs=args.epochs,
-        seeds=tuple(args.seeds),
-        methods=tuple(args.methods),
-        out_dir=args.out,
-        overrides=tuple(args.overrides),
-        probe_epochs=args.probe_epochs,
-        dataset="imagenet100",
-        k_values=None if args.k is None else tuple(args.k),
+        dataset=args.dataset,
+        k_values=None if k is None else tuple(k),
     )
     run_reproduction(opts)
     return 0
@@ -87,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--out", default="runs/reproduce_cifar100", help="output folder")
     c.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
-    c.set_defaults(func=_run_cifar100)
+    c.set_defaults(func=_run_table, dataset="cifar100")
     i = sub.add_parser(
         "imagenet100",
         help="HamJEPA vs SIGReg on ImageNet-100, q/p/qp readouts (spec K.3, the paper's Table 2)",
@@ -116,7 +101,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument(
         "--k", type=int, nargs="+", default=None, help="kNN k values (default 1 5 10 20 50 100 200; must include 20)"
     )
-    i.set_defaults(func=_run_imagenet100)
+    i.set_defaults(func=_run_table, dataset="imagenet100", source="folder")
     try:
         from hamjepa.sequences.cli import add_reproduce_dynamics_parser
     except ImportError:  # pragma: no cover - the sequences package is part of the library
