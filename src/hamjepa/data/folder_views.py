@@ -32,7 +32,13 @@ from torch.utils.data import Dataset
 
 from hamjepa.data.augment import MultiViewAugment
 from hamjepa.data.augment_params import CropParams, sample_crop_params
-from hamjepa.data.imagefolder import CorruptImageError, ImageFolderSource, decode_rgb_bytes, read_bytes
+from hamjepa.data.imagefolder import (
+    CorruptImageError,
+    ImageFolderSource,
+    decode_rgb_bytes,
+    header_size,
+    read_bytes,
+)
 from hamjepa.data.seeding import TAG_CROP, make_generator
 from hamjepa.data.sources import DataError
 
@@ -57,24 +63,6 @@ def dct_scale(boxes: list[CropParams], sizes: list[int]) -> int:
     its output side on both axes (so decoding at ``1/s`` loses no resolution the model would see)."""
     ratio = min(min(int(b.height.min()), int(b.width.min())) / size for b, size in zip(boxes, sizes, strict=True))
     return next((s for s in DCT_SCALES if ratio >= s), 1)
-
-
-def header_size(data: torch.Tensor, path: object) -> tuple[int, int, bool]:
-    """``(height, width, is_jpeg)`` from the header of the encoded bytes (PIL; no pixel decoding).
-
-    Raises:
-        CorruptImageError: not an image PIL recognises.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
-            width, height = im.size
-            return int(height), int(width), im.format == "JPEG"
-    except UnidentifiedImageError as exc:
-        raise CorruptImageError(str(path), "not an image") from exc
-    except (OSError, ValueError) as exc:
-        raise CorruptImageError(str(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
 def decode_jpeg_scaled(data: torch.Tensor, scale: int, path: object):  # -> PIL.Image.Image

@@ -19,7 +19,12 @@ from hamjepa.data.sources import DataError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
 
-def _split_parts(root: Path, split: str) -> list[Path]:
+def split_parts(root: Path, split: str) -> list[Path]:
+    """The folders holding ``split``'s class folders: ``root/split`` or the Kaggle parts ``root/split.X*``.
+
+    Raises:
+        DataError: neither exists.
+    """
     if (root / split).is_dir():
         return [root / split]
     parts = sorted(p for p in root.glob(f"{split}.X*") if p.is_dir())
@@ -117,24 +122,41 @@ def decode_rgb(path: str | Path) -> torch.Tensor:
     return decode_rgb_bytes(read_bytes(path), path)
 
 
+def _header(file: object, path: str | Path) -> tuple[int, int, bool]:
+    """``(height, width, is_jpeg)`` of an open-able image (a path or a file object), from its header (PIL)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as im:  # type: ignore[arg-type]
+            width, height = im.size
+            return int(height), int(width), im.format == "JPEG"
+    except UnidentifiedImageError as exc:
+        raise CorruptImageError(path, "not an image") from exc
+    except (OSError, ValueError) as exc:
+        raise CorruptImageError(path, _first_line(exc)) from exc
+
+
+def header_size(data: torch.Tensor, path: str | Path) -> tuple[int, int, bool]:
+    """``(height, width, is_jpeg)`` from the header of encoded bytes (uint8 ``[n]``; no pixel decoding).
+
+    Raises:
+        CorruptImageError: not an image PIL recognises.
+    """
+    import io
+
+    return _header(io.BytesIO(data.numpy().tobytes()), path)
+
+
 def read_image_size(path: str | Path) -> tuple[int, int]:
     """``(height, width)`` from the file's header only (no pixel decoding; PIL).
 
     Raises:
         CorruptImageError: the file is missing, empty or not an image PIL recognises.
     """
-    from PIL import Image, UnidentifiedImageError
-
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise CorruptImageError(path, "empty file")
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except UnidentifiedImageError as exc:
-        raise CorruptImageError(path, "not an image") from exc
-    except (OSError, ValueError) as exc:
-        raise CorruptImageError(path, _first_line(exc)) from exc
-    return int(height), int(width)
+    height, width, _ = _header(path, path)
+    return height, width
 
 
 class ImageFolderSource:
@@ -157,7 +179,7 @@ class ImageFolderSource:
         self.split = split
         if not self.root.is_dir():
             raise DataError(f"data: image-folder root {self.root} does not exist (check --data-root)")
-        parts = _split_parts(self.root, split)
+        parts = split_parts(self.root, split)
         classes: list[str] | None = None
         pairs: list[tuple[Path, str]] = []
         for part in parts:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from hamjepa.data.check import BadFile, check_files
 from hamjepa.data.imagefolder import IMAGE_EXTENSIONS
+from hamjepa.data.imagefolder import split_parts as folder_split_parts
 from hamjepa.data.sources import DataError
 
 SPLITS = ("train", "val")
@@ -46,18 +47,16 @@ def _expected_layout(root: Path) -> str:
 
 
 def split_parts(root: str | Path, split: str) -> list[Path]:
-    """The folders holding ``split``'s class folders: ``root/split`` or the Kaggle parts ``root/split.X*``.
+    """:func:`hamjepa.data.imagefolder.split_parts`, with an error naming the ImageNet layouts accepted.
 
     Raises:
-        DataError: neither exists (the message names the accepted layouts).
+        DataError: neither ``root/split`` nor ``root/split.X*`` exists.
     """
     root = Path(root)
-    if (root / split).is_dir():
-        return [root / split]
-    parts = sorted(p for p in root.glob(f"{split}.X*") if p.is_dir())
-    if not parts:
-        raise DataError(f"data: no {split} split under {root}; {_expected_layout(root)}")
-    return parts
+    try:
+        return folder_split_parts(root, split)
+    except DataError:
+        raise DataError(f"data: no {split} split under {root}; {_expected_layout(root)}") from None
 
 
 def _class_images(parts: list[Path], wnid: str) -> list[Path]:
