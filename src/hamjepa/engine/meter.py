@@ -8,6 +8,11 @@ import torch
 from torch import Tensor
 
 
+def _log_dtype(values: object) -> torch.dtype:
+    """float64 when any logged value is float64 (a ``train.precision=fp64`` run logs exact values), else float32."""
+    return torch.float64 if any(v.dtype == torch.float64 for v in values) else torch.float32  # type: ignore[attr-defined]
+
+
 class LossMeter:
     """Stacks each step's terms in a fixed order and keeps their per-epoch sum on the device (no sync).
 
@@ -33,7 +38,8 @@ class LossMeter:
         """Add one step's terms (and the ``images`` it consumed on all ranks); returns them stacked ``[T]``."""
         if not self.names:
             self.names = list(terms)
-        stacked = torch.stack([terms[k].float() for k in self.names])
+        dtype = _log_dtype(terms.values())
+        stacked = torch.stack([terms[k].to(dtype) for k in self.names])
         self._sum = stacked if self._sum is None else self._sum + stacked
         self._steps += 1
         self._images += images
@@ -41,7 +47,8 @@ class LossMeter:
 
     def fetch(self, loss: Tensor, stacked: Tensor, *extra: Tensor) -> tuple[float, dict[str, float], list[float]]:
         """One sync: ``(loss, {term: value}, [extra values])``."""
-        parts = [loss.float().reshape(1), stacked, *(e.float().reshape(1) for e in extra)]
+        dtype = _log_dtype([loss, stacked])
+        parts = [loss.to(dtype).reshape(1), stacked.to(dtype), *(e.to(dtype).reshape(1) for e in extra)]
         values = torch.cat(parts).tolist()
         n = len(self.names)
         return values[0], dict(zip(self.names, values[1 : 1 + n], strict=True)), values[1 + n :]
