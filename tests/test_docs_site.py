@@ -164,6 +164,18 @@ def test_nav_lists_every_page_and_every_listed_page_exists(reference: ModuleType
     assert listed <= written | generated, f"nav entries without a page: {sorted(listed - written - generated)}"
 
 
+def test_every_written_page_has_a_place_in_the_written_nav_and_a_plain_title() -> None:
+    """"More" is a safety net, not a home: mkdocs.yml itself places every page, and no title shows markup."""
+    listed = set(_nav_paths(_mkdocs_config()["nav"]))
+    written = {p.relative_to(DOCS).as_posix() for p in DOCS.glob("*.md")}
+    assert written <= listed, f"pages missing from mkdocs.yml's nav: {sorted(written - listed)}"
+    index = (DOCS / "index.md").read_text()
+    for page in sorted(written - {"index.md"}):
+        title = next(line for line in (DOCS / page).read_text().splitlines() if line.startswith("# "))
+        assert "`" not in title, f"{page}: the title {title!r} shows literal backticks in the nav"
+        assert f"]({page})" in index, f"docs/index.md does not list {page}"
+
+
 def test_a_page_missing_from_the_nav_is_appended_under_more(reference: ModuleType) -> None:
     nav = reference.complete_nav([{"Home": "index.md"}, {"API": "api/"}])
     assert nav[0] == {"Home": "index.md"} and {"hamjepa.engine": "api/engine.md"} in nav[1]["API"]
