@@ -165,7 +165,7 @@ def test_nav_lists_every_page_and_every_listed_page_exists(reference: ModuleType
 
 
 def test_every_written_page_has_a_place_in_the_written_nav_and_a_plain_title() -> None:
-    """"More" is a safety net, not a home: mkdocs.yml itself places every page, and no title shows markup."""
+    """ "More" is a safety net, not a home: mkdocs.yml itself places every page, and no title shows markup."""
     listed = set(_nav_paths(_mkdocs_config()["nav"]))
     written = {p.relative_to(DOCS).as_posix() for p in DOCS.glob("*.md")}
     assert written <= listed, f"pages missing from mkdocs.yml's nav: {sorted(written - listed)}"
@@ -224,3 +224,11 @@ def test_python_examples_in_the_docs_run(page: str, clean_registry: None) -> Non
 
         assert get_objective_class("view_mse").__name__ == "ViewMSEObjective"
         assert namespace["out"].loss.ndim == 0 and set(namespace["out"].terms) == {"pred", "budget", "total"}
+
+
+def test_method_page_describes_the_default_force_computation() -> None:
+    from hamjepa.config.schema import PredictorConfig
+
+    text = (DOCS / "method.md").read_text()
+    default = PredictorConfig().force
+    assert f"(`predictor.force: {default}`, the default" in text, "docs/method.md must describe the default force"

@@ -39,3 +39,13 @@ def test_readme_dynamics_numbers_match_the_committed_results_file() -> None:
         for method, cell in zip(("jepa", "bijepa", "hamjepa"), cells[1:4], strict=True):
             stats = summary[task][method]["pred_probe_train"]
             assert cell == f"{stats['mean']:.4f} ± {stats['std']:.4f}", (task, method, cell)
+
+
+def test_readme_states_the_licence_of_every_loss() -> None:
+    text = README.read_text()
+    section = text.split("## Licence", 1)[1].split("\n## ", 1)[0]
+    assert "MIT" in section and "independent" in section and "CC BY-NC" in section
+    for method in ("HamJEPA", "SIGReg", "HamSIGReg", "MLP-HJEPA", "BiJEPA"):
+        assert method in section, method
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    assert 'license = "MIT"' in pyproject and (README.parent / "LICENSE").read_text().startswith("MIT")
