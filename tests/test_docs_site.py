@@ -232,3 +232,22 @@ def test_method_page_describes_the_default_force_computation() -> None:
     text = (DOCS / "method.md").read_text()
     default = PredictorConfig().force
     assert f"(`predictor.force: {default}`, the default" in text, "docs/method.md must describe the default force"
+
+
+def test_links_between_pages_resolve_in_a_repository_viewer() -> None:
+    """Every relative link to a page resolves to a committed file, so docs/ reads in a repository viewer too."""
+    link = re.compile(r"\]\(([^)#\s:]+\.md)(?:#[^)]*)?\)")
+    for page in sorted(DOCS.rglob("*.md")):
+        if "hooks" in page.parts:
+            continue
+        for target in link.findall(page.read_text()):
+            assert (page.parent / target).resolve().is_file(), f"{page.relative_to(ROOT)} links to missing {target}"
+
+
+def test_committed_generated_pages_are_current(reference: ModuleType) -> None:
+    for rel, content in reference.generated_pages().items():
+        committed = DOCS / rel
+        assert committed.is_file(), f"docs/{rel} is not committed; run python {reference.REFRESH_COMMAND}"
+        assert committed.read_text() == content, f"docs/{rel} is out of date; run python {reference.REFRESH_COMMAND}"
+    pages = {f"api/{p.name}" for p in (DOCS / "api").glob("*.md")}
+    assert pages <= set(reference.generated_pages()), "an API page of a subpackage that no longer exists"
