@@ -157,6 +157,12 @@ class VISRegObjective(Objective):
         """Draw this step's directions (host side, see :meth:`Objective.prepare_step`)."""
         self._prepared = self.draw_directions(step, z_shape[-1], device)
 
+    def combine(self, terms: dict[str, Tensor]) -> Tensor:
+        """The total loss from :func:`visreg_terms`' terms: ``(1 - lam) pred + lam (w_scale scale + w_shape shape
+        + w_center center)``."""
+        reg = self.w_scale * terms["scale"] + self.w_shape * terms["shape"] + self.w_center * terms["center"]
+        return (1.0 - self.lam) * terms["pred"] + self.lam * reg
+
     def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
         """Args: z ``[V, B, D]`` (this rank's batch); step: training step (seeds the directions), or None
         after :meth:`prepare_step`."""
@@ -172,8 +178,7 @@ class VISRegObjective(Objective):
         if batch.shape[1] < 2:
             raise ValueError(f"VISReg needs a batch of at least 2 samples, got z of shape {tuple(batch.shape)}")
         terms = visreg_terms(batch, directions, num_global_views=self.num_global_views, eps=self.eps)
-        reg = self.w_scale * terms["scale"] + self.w_shape * terms["shape"] + self.w_center * terms["center"]
-        terms["total"] = (1.0 - self.lam) * terms["pred"] + self.lam * reg
+        terms["total"] = self.combine(terms)
         return ObjectiveOutput(terms["total"], {k: t.detach() for k, t in terms.items()})
 
     def extra_repr(self) -> str:
