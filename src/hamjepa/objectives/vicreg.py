@@ -1,6 +1,8 @@
-"""VICReg: variance-invariance-covariance regularisation (beyond §1; Bardes, Ponce, LeCun, ICLR 2022).
+"""VICReg: variance-invariance-covariance regularisation (Bardes, Ponce, LeCun, ICLR 2022).
 
-The maths is :func:`vicreg_terms` (a pure function of ``z``); :class:`VICRegObjective` is the registered
+The maths and defaults are on the docs page ``docs/regularisers.md`` ("VICReg and VISReg").
+
+The terms are :func:`vicreg_terms` (a pure function of ``z``); :class:`VICRegObjective` is the registered
 wrapper (``objective.name: vicreg``) that adds the optional expander and the weights.
 """
 
@@ -18,7 +20,7 @@ from hamjepa.objectives.registry import register_objective
 
 
 def vicreg_terms(z: Tensor, *, gamma: float = 1.0, eps: float = 1e-4) -> dict[str, Tensor]:
-    """The unweighted VICReg terms of ``z [V, N, D]`` over the global batch (beyond §1).
+    """The unweighted VICReg terms of ``z [V, N, D]`` over the global batch.
 
     For each view ``Z_v`` with column means ``m`` and covariance ``C = (Z - m)^T (Z - m) / (N - 1)``
     (``N`` the global batch size):
@@ -75,7 +77,7 @@ def build_expander(dim: int, widths: tuple[int, ...]) -> nn.Sequential:
 
 @register_objective("vicreg")
 class VICRegObjective(Objective):
-    """VICReg (beyond §1): ``L = lam * invariance + mu * variance + nu * covariance`` of :func:`vicreg_terms`.
+    """VICReg: ``L = lam * invariance + mu * variance + nu * covariance`` of :func:`vicreg_terms`.
 
     Headless by default: the terms act on the encoder output ``z`` itself, the protocol of the paper's
     SIGReg baseline. With ``expander_widths`` (e.g. ``[2048, 2048, 2048]``) every view first goes through

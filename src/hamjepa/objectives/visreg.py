@@ -1,6 +1,8 @@
-"""VISReg: decoupled center, scale and sliced-Wasserstein shape regularisation (beyond §2; Wu et al., 2026).
+"""VISReg: decoupled center, scale and sliced-Wasserstein shape regularisation (Wu et al., 2026).
 
-The maths is :func:`visreg_terms` (a pure function of the complete batch ``z`` and the directions);
+The maths, defaults and DDP modes are on the docs page ``docs/regularisers.md`` ("VICReg and VISReg").
+
+The terms are :func:`visreg_terms` (a pure function of the complete batch ``z`` and the directions);
 :class:`VISRegObjective` is the registered wrapper (``objective.name: visreg``) that draws the directions,
 chooses the batch (``ddp`` mode) and weighs the terms.
 """
@@ -36,7 +38,7 @@ def visreg_terms(
     eps: float = 1e-4,
     quantiles: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """The unweighted VISReg terms of the batch ``z [V, N, D]`` (beyond §2), each averaged over views.
+    """The unweighted VISReg terms of the batch ``z [V, N, D]``, each averaged over views.
 
     With ``m`` the column means and ``s`` the population (``1/N``) column stds of a view:
 
@@ -81,7 +83,7 @@ def visreg_terms(
 
 @register_objective("visreg")
 class VISRegObjective(Objective):
-    """VISReg (beyond §2): ``L = (1 - lam) pred + lam (w_scale scale + w_shape shape + w_center center)``.
+    """VISReg: ``L = (1 - lam) pred + lam (w_scale scale + w_shape shape + w_center center)``.
 
     The terms are :func:`visreg_terms`'s; the ``num_slices`` unit directions are drawn every step by
     :meth:`draw_directions` from a ``torch.Generator`` seeded with ``mix_seed(seed, step, rank)``, so no
