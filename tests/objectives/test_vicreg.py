@@ -94,6 +94,11 @@ def test_expander_feeds_the_terms_and_trains() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in objective.parameters())
 
 
+def test_a_single_sample_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        VICRegObjective()(torch.randn(2, 1, 4), step=0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -13,7 +13,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from hamjepa.distributed import all_reduce_sum
+from hamjepa.distributed import all_reduce_sum, get_world_size
 from hamjepa.numerics import upcast
 from hamjepa.objectives.base import Objective, ObjectiveOutput
 from hamjepa.objectives.registry import register_objective
@@ -123,6 +123,8 @@ class VICRegObjective(Objective):
         """Args: z ``[V, B, D]``; step: unused (VICReg draws nothing), accepted for the common signature."""
         self.check_no_target(z_target, type(self).__name__)
         v, b, d = self.check_views(z)
+        if b * get_world_size() < 2:
+            raise ValueError(f"VICReg needs a global batch of at least 2 samples, got z of shape {tuple(z.shape)}")
         if self.expander is not None:
             z = self.expander(z.reshape(v * b, d)).reshape(v, b, -1)
         terms = vicreg_terms(z, gamma=self.gamma, eps=self.eps)
