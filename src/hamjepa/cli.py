@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hamjepa import __version__
 from hamjepa.errors import HamjepaError
@@ -29,6 +30,13 @@ _SUBCOMMAND_MODULES = (
 )
 
 
+def _training_callbacks(cfg: Any) -> Any:
+    """The evaluation's training callbacks, imported on use so that ``--help`` does not import torch."""
+    from hamjepa.evaluation.callbacks import callbacks_from_config
+
+    return callbacks_from_config(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -42,9 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hamjepa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from hamjepa.engine import cli as engine_cli
-    from hamjepa.evaluation.callbacks import callbacks_from_config
 
-    engine_cli.add_parser(sub, callbacks=callbacks_from_config)  # train, bench
+    engine_cli.add_parser(sub, callbacks=_training_callbacks)  # train, bench
     for name in _SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser

@@ -8,7 +8,18 @@
 - :mod:`hamjepa.diagnostics.learned_report` -- ``run_dir_diagnostics`` (``hamjepa diagnose RUN_DIR``).
 """
 
-from hamjepa.diagnostics.learned_predictor import diagnose_predictor
-from hamjepa.diagnostics.toy_report import ToySettings, run_toy_diagnostics
+from __future__ import annotations
 
-__all__ = ["ToySettings", "diagnose_predictor", "run_toy_diagnostics"]
+from hamjepa.lazy_exports import lazy_exports
+
+# Imported on first use (hamjepa.lazy_exports): importing the package, e.g. for `--help`, loads no torch.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".learned_predictor": ("diagnose_predictor",),
+        ".toy_report": (
+            "ToySettings",
+            "run_toy_diagnostics",
+        ),
+    },
+)

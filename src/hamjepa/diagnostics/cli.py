@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from hamjepa.diagnostics.toy_systems import SYSTEMS
+TOY_SYSTEMS = ("pendulum", "harmonic", "duffing")
+"""Names of :data:`hamjepa.diagnostics.toy_systems.SYSTEMS` (a test keeps them equal), written out so that
+``--help`` does not import torch."""
 
 
 def _fmt(value: float | None) -> str:
@@ -19,7 +21,7 @@ def _fmt(value: float | None) -> str:
 def _run_toy(args: argparse.Namespace) -> int:
     from hamjepa.diagnostics.toy_report import ToySettings, run_toy_diagnostics
 
-    systems = list(SYSTEMS) if args.system == "all" else [args.system]
+    systems = list(TOY_SYSTEMS) if args.system == "all" else [args.system]
     settings = ToySettings(
         dt=args.dt,
         steps=args.steps if args.steps is not None else 250,
@@ -117,7 +119,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="output directory (default: ./diagnostics_toy for toy, RUN_DIR/diagnostics for a run)",
     )
-    p.add_argument("--system", default="all", choices=["all", *SYSTEMS], help="toy system (toy only)")
+    p.add_argument("--system", default="all", choices=["all", *TOY_SYSTEMS], help="toy system (toy only)")
     p.add_argument("--grid", type=int, default=151, help="heatmap grid side (toy only; default 151)")
     p.add_argument(
         "--steps",

@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``eval`` and ``compare`` on an ``argparse`` subparsers object."""
     p = subparsers.add_parser("eval", help="frozen-feature evaluation (kNN, linear probe, geometry) of a run")
     p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT", help="run folder or checkpoint .pt file")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="torch device (default: cuda if present)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
     p.add_argument("--probe-epochs", type=int, default=50, help="linear-probe epochs (default 50)")
     p.add_argument(
         "--k",

@@ -8,6 +8,19 @@
 - :mod:`hamjepa.theory.report` -- Markdown table, ``theory.json`` / ``theory.md``.
 """
 
-from hamjepa.theory.checks import CHECKS, CheckRow, TheoryContext, run_all_checks
+from __future__ import annotations
 
-__all__ = ["CHECKS", "CheckRow", "TheoryContext", "run_all_checks"]
+from hamjepa.lazy_exports import lazy_exports
+
+# Imported on first use (hamjepa.lazy_exports): importing the package, e.g. for `--help`, loads no torch.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".checks": (
+            "CHECKS",
+            "CheckRow",
+            "TheoryContext",
+            "run_all_checks",
+        ),
+    },
+)
