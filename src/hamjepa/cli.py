@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {' '.join(str(err).split())} (set HAMJEPA_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        hint = getattr(args, "interrupt_hint", None)
+        print(f"interrupted; {hint}" if hint else "interrupted", file=sys.stderr)
         return 130
 
 

@@ -100,7 +100,10 @@ def add_parser(subparsers: argparse._SubParsersAction, *, callbacks: CallbackFac
         help="continue RUN_DIR exactly from its last checkpoint (config defaults to RUN_DIR/config.yaml)",
     )
     p.add_argument("--run-dir", default=None, help="output directory (default: train.out_dir/train.run_name)")
-    p.set_defaults(func=lambda args: _run_train(args, callbacks))
+    p.set_defaults(
+        func=lambda args: _run_train(args, callbacks),
+        interrupt_hint="continue from the last checkpoint with `hamjepa train --resume RUN_DIR`",
+    )
 
     b = subparsers.add_parser(
         "bench",
