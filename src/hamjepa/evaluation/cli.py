@@ -137,9 +137,15 @@ def evaluate_run(
     """
     from hamjepa.data import build_eval_data_from_config
     from hamjepa.engine.checkpoint import load_run
+    from hamjepa.inference.export import MANIFEST_NAME
 
     from .pipeline import evaluate, objective_readouts
 
+    if (Path(path) / MANIFEST_NAME).is_file():
+        raise HamjepaError(
+            f"eval: {path} is an export folder (hamjepa export); exports are evaluated on a data set given with "
+            f"--data, e.g. `hamjepa eval {path} --data DATA/cifar100.npz` (a packed .npz or a train/ + val/ folder)"
+        )
     run = load_run(path)
     config = dict(run.config)
     if split_qp == "auto":

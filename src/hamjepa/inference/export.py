@@ -111,9 +111,9 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
         force: overwrite the files of an earlier export in ``out``.
     """
     import yaml
-    from safetensors.torch import save_file
 
     from hamjepa import __version__
+    from hamjepa.atomic_files import write_safetensors
     from hamjepa.inference.model_card import render_model_card
     from hamjepa.provenance import git_commit
 
@@ -131,13 +131,13 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
 
     objective_name = str(model.config.get("objective", {}).get("name", "?"))
     meta = {"format": "pt", "hamjepa_export": str(EXPORT_FORMAT), "objective": objective_name}
-    save_file(_plain_tensors(model.encoder.state_dict()), str(out / ENCODER_FILE), metadata=meta)
-    save_file(_plain_tensors(model.objective.state_dict()), str(out / OBJECTIVE_FILE), metadata=meta)
+    write_safetensors(out / ENCODER_FILE, _plain_tensors(model.encoder.state_dict()), meta)
+    write_safetensors(out / OBJECTIVE_FILE, _plain_tensors(model.objective.state_dict()), meta)
     stem = str(getattr(model.encoder, "stem", model.config.get("model", {}).get("stem", "cifar")))
-    save_file(
+    write_safetensors(
+        out / RESNET18_FILE,
         _plain_tensors(resnet18_state_dict(model.encoder)),
-        str(out / RESNET18_FILE),
-        metadata={**meta, "architecture": "torchvision.models.resnet18", "stem": stem},
+        {**meta, "architecture": "torchvision.models.resnet18", "stem": stem},
     )
     (out / CONFIG_FILE).write_text(yaml.safe_dump(model.config, sort_keys=False))
     files = [ENCODER_FILE, OBJECTIVE_FILE, RESNET18_FILE, CONFIG_FILE]

@@ -49,6 +49,14 @@ def torchvision_snippet(stem: str, kept_stages: list[str], image_size: int) -> s
     return "\n".join(lines)
 
 
+def training_images_text(data: dict[str, Any]) -> str:
+    """What the card says about the training set's size: ``data.subset`` images, or the whole train split."""
+    subset = data.get("subset")
+    if subset:
+        return f"{subset} (`data.subset: {subset}`: a slice of the training split, not all of it)"
+    return "the whole training split (`data.subset: null`)"
+
+
 def _readout_table(metrics: dict[str, Any] | None) -> list[str]:
     if metrics is None:
         return [
@@ -83,8 +91,9 @@ def render_model_card(model: HamjepaModel, manifest: dict[str, Any]) -> str:
     pre = manifest["preprocess"]
     readouts = ", ".join(f"`{r}`" for r in manifest["readouts"])
     data_path = Path(str(data.get("path", ""))).name or "-"
+    sliced = f" ({data['subset']} training images)" if data.get("subset") else ""
     lines = [
-        f"# {name} ResNet-18 encoder — {data.get('dataset')}, {model.epoch} epochs, seed {cfg.get('seed')}",
+        f"# {name} ResNet-18 encoder — {data.get('dataset')}{sliced}, {model.epoch} epochs, seed {cfg.get('seed')}",
         "",
         "Exported with `hamjepa export` (safetensors and JSON/YAML only: nothing here is a pickle).",
         "",
@@ -92,7 +101,8 @@ def render_model_card(model: HamjepaModel, manifest: dict[str, Any]) -> str:
         "|---|---|",
         f"| method | {_METHODS.get(name, name)} (`objective.name: {name}`) |",
         f"| data | `{data.get('dataset')}` (`{data_path}`), {data.get('image_size')} px, "
-        f"batch {data.get('batch_size')} |",
+        f"batch {data.get('batch_size')}, {data.get('global_views')} global + {data.get('local_views')} local views |",
+        f"| training images | {training_images_text(data)} |",
         f"| encoder | ResNet-18 `{stem}` stem, `{mdl.get('mode')}` mode, tokens from `{mdl.get('token_layer')}`, "
         f"token_dim {mdl.get('token_dim')}, split_qp {mdl.get('split_qp')} |",
         f"| epochs | {model.epoch} of {train.get('epochs')} configured ({model.step} optimiser steps) |",
