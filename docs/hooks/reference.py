@@ -21,16 +21,13 @@ pages and the linked repository files) and :func:`on_page_markdown` (rewrites th
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import dataclasses
 import inspect
-import itertools
 import os
 import posixpath
 import re
 import sys
-import textwrap
 import types
 import typing
 from collections.abc import Iterator
@@ -59,33 +56,13 @@ def _ensure_importable() -> None:
 # Config reference
 
 
-def attribute_docstrings(cls: type) -> dict[str, str]:
-    """Attribute docstrings of a class body: the string literal right after ``name: type = value``."""
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = inspect.cleandoc(following.value.value)
-    return docs
-
-
 def class_docstrings(cls: type) -> dict[str, str]:
-    """Attribute docstrings of ``cls`` and its dataclass bases (the subclass wins)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if dataclasses.is_dataclass(klass):
-            docs.update(attribute_docstrings(klass))
-    return docs
+    """Attribute docstrings of ``cls`` and its dataclass bases (:func:`hamjepa.config.describe.class_docstrings`,
+    which ``hamjepa config`` prints too)."""
+    _ensure_importable()
+    from hamjepa.config.describe import class_docstrings as docstrings
+
+    return docstrings(cls)
 
 
 def type_name(tp: Any) -> str:

@@ -1,7 +1,7 @@
 """The ``hamjepa`` command line.
 
-Subcommands: ``train``, ``eval``, ``compare``, ``embed``, ``export``, ``bench``, ``data``, ``diagnose``, ``theory``,
-``reproduce``.
+Subcommands: ``train``, ``config``, ``eval``, ``compare``, ``embed``, ``export``, ``bench``, ``data``,
+``diagnose``, ``theory``, ``reproduce``.
 Every user mistake (bad config key, bad data path, bad checkpoint) prints one ``error:`` line and exits 2.
 Run ``hamjepa <subcommand> --help`` for the options of each.
 """
@@ -21,6 +21,7 @@ from hamjepa.errors import HamjepaError
 # Modules that register subcommands with ``add_parser(subparsers)``, in help order (after train and bench,
 # which :func:`build_parser` registers with the evaluation callbacks so that the engine never imports them).
 _SUBCOMMAND_MODULES = (
+    "hamjepa.config.cli",  # config
     "hamjepa.evaluation.cli",  # eval, compare
     "hamjepa.inference.cli",  # embed, export
     "hamjepa.data.cli",  # data
