@@ -270,7 +270,7 @@ class MLPPredictor(nn.Module):
         self.dim = _check_positive_int(owner, "dim", dim)
         self.steps = _check_positive_int(owner, "steps", steps)
         self.register_buffer("dt", torch.tensor(_check_dt(owner, dt), dtype=torch.float64))
-        self.net = build_mlp(dim, dim, hidden_dim=hidden_dim, depth=depth, activation=activation)
+        self.net = build_mlp(dim, dim, hidden_dims=[hidden_dim] * depth, activation=activation)
 
     per_row_direction = True
     """``forward`` accepts a ``[..., 1]`` tensor of per-row signs as ``direction`` (both directions, one call)."""

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hamjepa.dynamics.mlp import build_mlp
+
 __all__ = [
     "ProbeResult",
     "decoder_probe",
@@ -141,16 +143,8 @@ def linear_classification_probe(
 
 def make_decoder(in_dim: int, out_pixels: int = 392) -> nn.Sequential:
     """``in -> 256 (BN, ReLU) -> 512 (BN, ReLU) -> out_pixels -> sigmoid`` (paper's generative probe)."""
-    return nn.Sequential(
-        nn.Linear(in_dim, 256),
-        nn.BatchNorm1d(256),
-        nn.ReLU(),
-        nn.Linear(256, 512),
-        nn.BatchNorm1d(512),
-        nn.ReLU(),
-        nn.Linear(512, out_pixels),
-        nn.Sigmoid(),
-    )
+    mlp = build_mlp(in_dim, out_pixels, hidden_dims=[256, 512], activation="relu", norm="batch")
+    return nn.Sequential(*mlp, nn.Sigmoid())
 
 
 def decoder_probe(
