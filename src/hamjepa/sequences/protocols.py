@@ -33,16 +33,16 @@ from torch import Tensor, nn
 from hamjepa.dynamics.mlp import build_mlp
 
 __all__ = [
-    "ProbeResult",
+    "ProbeOutcome",
     "decoder_probe",
-    "embed",
+    "embed_frozen",
     "linear_classification_probe",
     "linear_regression_probe",
 ]
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class ProbeOutcome:
     """Training error (the paper's number) and held-out error of one probe.
 
     ``predictions`` holds the trained probe's outputs on the optional ``extra_x`` input (for plots).
@@ -54,7 +54,7 @@ class ProbeResult:
 
 
 @torch.no_grad()
-def embed(fn: Callable[[Tensor], Tensor], x: Tensor, *, batch_size: int = 4096) -> Tensor:
+def embed_frozen(fn: Callable[[Tensor], Tensor], x: Tensor, *, batch_size: int = 4096) -> Tensor:
     """Apply a frozen network ``fn`` to ``x [N, ...]`` in batches; returns ``[N, D]`` (detached, float32)."""
     outs = [fn(x[i : i + batch_size]).float() for i in range(0, x.shape[0], batch_size)]
     return torch.cat(outs)
@@ -82,7 +82,7 @@ def linear_regression_probe(
     lr: float = 0.01,
     seed: int = 0,
     extra_x: Tensor | None = None,
-) -> ProbeResult:
+) -> ProbeOutcome:
     """Full-batch Adam linear regression ``[N, D] -> [N, C]`` (Protocols A/B).
 
     Returns:
@@ -104,7 +104,7 @@ def linear_regression_probe(
     with torch.no_grad():
         heldout = F.mse_loss(probe(heldout_x), heldout_y)
         predictions = probe(extra_x) if extra_x is not None else None
-    return ProbeResult(train=float(last), heldout=float(heldout), predictions=predictions)
+    return ProbeOutcome(train=float(last), heldout=float(heldout), predictions=predictions)
 
 
 def _minibatches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
@@ -122,7 +122,7 @@ def linear_classification_probe(
     lr: float = 1e-2,
     batch_size: int = 256,
     seed: int = 0,
-) -> ProbeResult:
+) -> ProbeOutcome:
     """Linear classifier on frozen features; returns top-1 accuracies in % (train = after training)."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -138,7 +138,7 @@ def linear_classification_probe(
     with torch.no_grad():
         train_acc = (probe(train_x).argmax(1) == train_y).float().mean() * 100
         test_acc = (probe(test_x).argmax(1) == test_y).float().mean() * 100
-    return ProbeResult(train=float(train_acc), heldout=float(test_acc))
+    return ProbeOutcome(train=float(train_acc), heldout=float(test_acc))
 
 
 def make_decoder(in_dim: int, out_pixels: int = 392) -> nn.Sequential:
@@ -157,7 +157,7 @@ def decoder_probe(
     lr: float = 1e-3,
     batch_size: int = 256,
     seed: int = 0,
-) -> ProbeResult:
+) -> ProbeOutcome:
     """Decode right-half pixels ``[N, P]`` in ``[0, 1]`` from frozen features ``[N, D]``.
 
     Returns:
@@ -183,5 +183,5 @@ def decoder_probe(
             epoch_losses.append(loss.detach())
     decoder.eval()
     with torch.no_grad():
-        test_mse = F.mse_loss(embed(decoder, test_x), test_pixels)
-    return ProbeResult(train=float(torch.stack(epoch_losses).mean()), heldout=float(test_mse))
+        test_mse = F.mse_loss(embed_frozen(decoder, test_x), test_pixels)
+    return ProbeOutcome(train=float(torch.stack(epoch_losses).mean()), heldout=float(test_mse))
