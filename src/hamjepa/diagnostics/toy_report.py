@@ -59,6 +59,7 @@ from hamjepa.diagnostics.toy_systems import (
     get_system,
     rollout,
 )
+from hamjepa.provenance import provenance
 
 __all__ = ["ToySettings", "run_toy_diagnostics"]
 
@@ -242,7 +243,12 @@ def run_toy_diagnostics(
         raise ValueError("integrators must name at least one integrator")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"settings": asdict(settings), "systems": {}}
+    summary: dict[str, Any] = {
+        "kind": "diagnose_toy",
+        "provenance": provenance(),
+        "settings": asdict(settings),
+        "systems": {},
+    }
     # The toy arrays are small (<= grid^2 elements): intra-op threading only adds synchronisation
     # overhead, which is catastrophic on a loaded machine (measured 20x slower with 2 threads).
     previous_threads = torch.get_num_threads()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hamjepa.config import Config, load_config
-from hamjepa.provenance import provenance
+from hamjepa.provenance import provenance, write_result
 from hamjepa.reproduce.paper_numbers import paper_reference
 
 METHOD_CONFIGS = {
@@ -122,7 +122,7 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     table["provenance"] = provenance()
     table["timings_s"] = timings
     table["table_md"] = render_markdown(table)
-    (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    write_result(out / "table.json", table)
     (out / "table.md").write_text(table["table_md"])
     print(table["table_md"])
     return table
