@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hamjepa.diagnostics.toy_report import DIVERGED_ABOVE, ToySettings, _until_diverged, run_toy_diagnostics
+from hamjepa.diagnostics.toy_plots import DIVERGED_ABOVE, _until_diverged
+from hamjepa.diagnostics.toy_report import ToySettings, run_toy_diagnostics
 
 
 def test_until_diverged_cuts_at_the_first_non_finite_or_huge_value() -> None:

@@ -1,7 +1,7 @@
 """Geometry diagnostics (spec section I and the learned-predictor checks).
 
-- :mod:`hamjepa.diagnostics.toy_systems` -- pendulum / harmonic / Duffing and explicit Euler, symplectic Euler,
-  leapfrog maps.
+- :mod:`hamjepa.diagnostics.toy_systems` -- pendulum / harmonic / Duffing as separable Hamiltonians, run by the
+  predictor's own integrators (explicit Euler, symplectic Euler, leapfrog).
 - :mod:`hamjepa.diagnostics.toy_metrics` -- the six spec-I diagnostics as array-returning functions.
 - :mod:`hamjepa.diagnostics.toy_report` -- ``run_toy_diagnostics``: figures + ``summary.json``.
 - :mod:`hamjepa.diagnostics.learned_predictor` -- ``diagnose_predictor`` for trained predictors.

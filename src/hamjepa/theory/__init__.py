@@ -2,7 +2,7 @@
 
 - :mod:`hamjepa.theory.linalg` -- SPD helpers, ``V_H``, entropy, participation ratio.
 - :mod:`hamjepa.theory.checks` -- the registry ``CHECKS`` and ``run_all_checks``; the checks themselves,
-  one function per statement, are in :mod:`~hamjepa.theory.covariance` (Section 3),
+  one function per statement, are in :mod:`~hamjepa.theory.covariance` and :mod:`~hamjepa.theory.regret` (Section 3),
   :mod:`~hamjepa.theory.symplectic` (J.9) and :mod:`~hamjepa.theory.anti_collapse` (Lemmas A.9 - A.14), on
   the shared :mod:`~hamjepa.theory.context`.
 - :mod:`hamjepa.theory.report` -- Markdown table, ``theory.json`` / ``theory.md``.
