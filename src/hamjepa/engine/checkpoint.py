@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hamjepa.config import config_from_dict
+from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.errors import CheckpointError
 
 CHECKPOINT_FORMAT = 1
@@ -174,9 +176,6 @@ class LoadedRun:
 
 def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the encoder and objective of a run directory or checkpoint file, weights loaded, eval mode."""
-    from hamjepa.config import config_from_dict
-    from hamjepa.engine.build import build_encoder, build_objective
-
     file = resolve_checkpoint(path)
     state = load_checkpoint(file, map_location=map_location)
     try:

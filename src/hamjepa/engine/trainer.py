@@ -58,6 +58,7 @@ from hamjepa.engine.train_state import (
 )
 from hamjepa.engine.wandb_sink import require_wandb
 from hamjepa.errors import HamjepaError
+from hamjepa.models.ema import make_target_encoder
 
 __all__ = [
     "JEPAModule",
@@ -124,8 +125,6 @@ class Trainer:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.target_encoder: nn.Module | None = None
         if getattr(self.objective, "needs_target_encoder", False):
-            from hamjepa.models.ema import make_target_encoder
-
             self.target_encoder = make_target_encoder(self.encoder)
         self.module = JEPAModule(
             self.encoder,

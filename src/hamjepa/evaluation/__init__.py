@@ -5,9 +5,11 @@ Entry point: :func:`evaluate` (features -> kNN -> probe -> geometry -> ``metrics
 docs/EVALUATION.md. Matplotlib is imported only when figures are written.
 """
 
+from hamjepa.models.phase_space import readouts
+
 from .callbacks import EvalAtEndCallback, KNNMonitorCallback, callbacks_from_config
 from .compare import compare_runs
-from .features import EvalDataLike, extract_features, readouts
+from .features import EvalDataLike, extract_features
 from .geometry import (
     Geometry,
     Spectrum,

@@ -12,8 +12,10 @@ import torch
 from torch import Tensor
 
 from hamjepa.config import Config
+from hamjepa.data import build_eval_data_from_config
 from hamjepa.engine.callbacks import Callback
 
+from .cli import evaluate_run
 from .monitor import OnlineKNNMonitor
 
 if TYPE_CHECKING:
@@ -45,8 +47,6 @@ class KNNMonitorCallback(Callback):
         self.monitor: OnlineKNNMonitor | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
-        from hamjepa.data import build_eval_data_from_config
-
         t, d = trainer.cfg.train, trainer.cfg.data
         # The run's own eval data (its workers and data.on_corrupt policy), cut to the monitor's size.
         data = build_eval_data_from_config(trainer.cfg, subset=max(t.monitor_train_size, t.monitor_test_size))
@@ -79,8 +79,6 @@ class EvalAtEndCallback(Callback):
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         if trainer.is_main:
-            from .cli import evaluate_run
-
             evaluate_run(result.run_dir)
 
 

@@ -5,7 +5,7 @@ its eval data with :func:`hamjepa.data.build_eval_data_from_config` (both import
 :func:`hamjepa.evaluation.evaluate`. Output goes to ``--out`` or, by default, ``RUN_DIR/eval`` where
 ``RUN_DIR`` is the given folder, or for a checkpoint file ``.../RUN_DIR/checkpoints/x.pt`` its run folder.
 With ``--data`` it evaluates on another data set instead (:func:`hamjepa.inference.transfer.evaluate_transfer`,
-default output ``RUN_DIR/eval_<name>``).
+default output ``RUN_DIR/eval_<name>``), a step the inference layer's CLI sets on this parser.
 """
 
 from __future__ import annotations
@@ -160,9 +160,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if given:
             raise HamjepaError(f"eval: {', '.join(given)} only apply with --data NPZ_OR_DIR; add --data or drop them")
     else:
-        from hamjepa.inference.transfer import evaluate_transfer
-
-        evaluate_transfer(
+        args.evaluate_transfer(  # supplied by hamjepa.inference.cli: evaluation never imports inference
             args.path,
             args.data,
             name=args.data_name,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .plots import compare_figure
 from .report import load_metrics
 
 COLUMNS = (
@@ -90,7 +91,5 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, figure:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(table)
     if figure:
-        from .plots import compare_figure
-
         compare_figure(curves, out / "compare.png")
     return table

@@ -127,23 +127,6 @@ def extract_features(
     return out, lab
 
 
-def readouts(feats: Tensor, split_qp: bool) -> dict[str, Tensor]:
-    """Slice one forward pass's features ``[N, D]`` into the evaluated readouts (views, no copies).
-
-    ``split_qp=True``: ``{"q": feats[:, :D/2], "p": feats[:, D/2:], "qp": feats}``;
-    ``split_qp=False``: ``{"z": feats}``.
-    """
-    if feats.ndim != 2:
-        raise ValueError(f"features must be [N, D], got shape {tuple(feats.shape)}")
-    if not split_qp:
-        return {"z": feats}
-    dim = feats.shape[1]
-    if dim % 2:
-        raise ValueError(f"split_qp=True needs an even feature dimension D = 2d, got D={dim}")
-    half = dim // 2
-    return {"q": feats[:, :half], "p": feats[:, half:], "qp": feats}
-
-
 def check_labels(labels: Tensor, num_classes: int, split: str) -> None:
     """Raise a one-line ``ValueError`` unless every label lies in ``[0, num_classes)`` (one host sync)."""
     if num_classes < 1:

@@ -27,8 +27,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hamjepa import __version__
+from hamjepa.config import config_from_dict
+from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.checkpoint import load_state_strict, run_dir_of
+from hamjepa.engine.run_logger import PROVENANCE_NAME
 from hamjepa.inference.model import HamjepaModel, InferenceError, load
+from hamjepa.inference.model_card import render_model_card
 from hamjepa.inference.preprocess import EvalPreprocess
+from hamjepa.provenance import git_commit
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -85,8 +92,6 @@ def _training_commit(model: HamjepaModel) -> str | None:
     checkpoint = model.info.get("checkpoint")
     if not checkpoint:
         return model.info.get("training_commit")
-    from hamjepa.engine.checkpoint import run_dir_of
-    from hamjepa.engine.run_logger import PROVENANCE_NAME
 
     log = run_dir_of(checkpoint) / PROVENANCE_NAME
     if not log.is_file():
@@ -112,10 +117,6 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
     """
     import yaml
     from safetensors.torch import save_file
-
-    from hamjepa import __version__
-    from hamjepa.inference.model_card import render_model_card
-    from hamjepa.provenance import git_commit
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -190,10 +191,6 @@ def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
     """Rebuild a :class:`HamjepaModel` from an export folder (checksums verified, no pickle)."""
     import yaml
     from safetensors.torch import load_file
-
-    from hamjepa.config import config_from_dict
-    from hamjepa.engine.build import build_encoder, build_objective
-    from hamjepa.engine.checkpoint import load_state_strict
 
     folder = Path(folder)
     manifest = _read_manifest(folder)

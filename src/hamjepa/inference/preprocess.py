@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hamjepa.data.augment import CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = ["EvalPreprocess"]
 
 
@@ -38,8 +40,6 @@ class EvalPreprocess:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> EvalPreprocess:
         """The preprocessing of a run from its resolved config (plain dict)."""
-        from hamjepa.data.augment import CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
-
         data = config.get("data", {})
         size = int(data.get("image_size", 32))
         if data.get("dataset", "cifar100") == "cifar100":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["flatten_tokens", "merge_qp", "split_qp"]
+__all__ = ["flatten_tokens", "merge_qp", "readouts", "split_qp"]
 
 
 def split_qp(z: Tensor) -> tuple[Tensor, Tensor]:
@@ -78,3 +78,20 @@ def flatten_tokens(tokens: Tensor, *, split_qp: bool) -> Tensor:
     half = c // 2
     # [N, hw, 2, C/2] -> [N, 2, hw, C/2]: the first block is q, the second p, each token-major.
     return last.reshape(n, h * w, 2, half).transpose(1, 2).reshape(n, h * w * c)
+
+
+def readouts(feats: Tensor, split_qp: bool) -> dict[str, Tensor]:
+    """Slice one forward pass's features ``[N, D]`` into the evaluated readouts (views, no copies).
+
+    ``split_qp=True``: ``{"q": feats[:, :D/2], "p": feats[:, D/2:], "qp": feats}``;
+    ``split_qp=False``: ``{"z": feats}``.
+    """
+    if feats.ndim != 2:
+        raise ValueError(f"features must be [N, D], got shape {tuple(feats.shape)}")
+    if not split_qp:
+        return {"z": feats}
+    dim = feats.shape[1]
+    if dim % 2:
+        raise ValueError(f"split_qp=True needs an even feature dimension D = 2d, got D={dim}")
+    half = dim // 2
+    return {"q": feats[:, :half], "p": feats[:, half:], "qp": feats}

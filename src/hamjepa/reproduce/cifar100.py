@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from hamjepa.config import Config, load_config
+from hamjepa.engine.train_state import checkpoint_path
+from hamjepa.engine.trainer import Trainer
+from hamjepa.evaluation.callbacks import callbacks_from_config
+from hamjepa.evaluation.cli import evaluate_run
+from hamjepa.evaluation.pipeline import EvalOptions
 from hamjepa.provenance import provenance
 from hamjepa.reproduce.paper_numbers import paper_reference
 
@@ -82,12 +87,6 @@ def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
 
 def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     """Train and evaluate every (method, seed) and write the comparison table; returns the table dict."""
-    from hamjepa.engine.train_state import checkpoint_path
-    from hamjepa.engine.trainer import Trainer
-    from hamjepa.evaluation.callbacks import callbacks_from_config
-    from hamjepa.evaluation.cli import evaluate_run
-    from hamjepa.evaluation.pipeline import EvalOptions
-
     if opts.k_values is not None and 20 not in opts.k_values:
         raise ValueError(f"reproduce: --k {list(opts.k_values)} must include 20 (the table's NN@20)")
     out = Path(opts.out_dir)

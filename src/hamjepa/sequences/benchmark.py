@@ -25,8 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hamjepa.dynamics import HamiltonianPredictor
 from hamjepa.objectives.base import Objective
 from hamjepa.objectives.bijepa import BiJEPAObjective, norm_mode_settings
+from hamjepa.objectives.registry import get_objective_class
 from hamjepa.sequences.data import ImageHalves, SequenceTask, make_lorenz_task, make_sine_task
 from hamjepa.sequences.encoders import HalfImageEncoder, SequenceEncoder
 from hamjepa.sequences.protocols import (
@@ -130,9 +132,6 @@ def build_objective(method: str, settings: TaskSettings, *, norm_mode: str = "ex
             momentum=settings.momentum,
         )
     if method == "hamjepa":
-        from hamjepa.dynamics import HamiltonianPredictor
-        from hamjepa.objectives.registry import get_objective_class
-
         if settings.embed_dim % 2:
             raise ValueError(f"hamjepa splits z into q and p: embed_dim must be even, got {settings.embed_dim}")
         predictor = HamiltonianPredictor(
