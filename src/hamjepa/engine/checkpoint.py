@@ -27,7 +27,9 @@ from torch import nn
 
 from hamjepa.config import config_from_dict
 from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.errors import CheckpointError
+from hamjepa.plugins import missing_plugins_hint
 
 CHECKPOINT_FORMAT = 1
 LAST_NAME = "last.pt"
@@ -181,7 +183,8 @@ def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> Load
     try:
         cfg = config_from_dict(state["config"])
     except ValueError as err:
-        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}") from None
+        hint = missing_plugins_hint(recorded_plugins(run_dir_of(file)))
+        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}{hint}") from None
     encoder = build_encoder(cfg)
     load_state_strict(encoder, state["encoder"], "encoder", file)
     objective = build_objective(cfg, encoder_dim=encoder.output_dim(cfg.data.image_size))

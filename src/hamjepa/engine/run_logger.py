@@ -96,6 +96,17 @@ def record_provenance(run_dir: Path) -> None:
         fh.write(json.dumps(info) + "\n")
 
 
+def recorded_plugins(run_dir: Path) -> list[str]:
+    """The plugin modules (``hamjepa --import`` / entry points) of every start of a run, from its
+    ``provenance.jsonl`` (``[]`` when absent or unreadable)."""
+    modules: list[str] = []
+    with contextlib.suppress(OSError):
+        for line in (run_dir / PROVENANCE_NAME).read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError, AttributeError, TypeError):
+                modules += [m for m in json.loads(line).get("plugins", []) if isinstance(m, str)]
+    return list(dict.fromkeys(modules))
+
+
 class RunLogger:
     """Owns the run directory on rank 0 and fans each row out to the sinks (no-op on other ranks)."""
 

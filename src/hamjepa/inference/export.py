@@ -35,6 +35,7 @@ from hamjepa.engine.run_logger import PROVENANCE_NAME
 from hamjepa.inference.model import HamjepaModel, InferenceError, load
 from hamjepa.inference.model_card import render_model_card
 from hamjepa.inference.preprocess import EvalPreprocess
+from hamjepa.plugins import missing_plugins_hint
 from hamjepa.provenance import git_commit
 
 __all__ = [
@@ -152,6 +153,7 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
         "training_commit": _training_commit(model),
         "source": str(model.info.get("checkpoint", model.source)),
         "objective": objective_name,
+        "plugins": list(model.info.get("plugins", [])),
         "epoch": model.epoch,
         "step": model.step,
         "readouts": list(model.readouts),
@@ -195,10 +197,12 @@ def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
     folder = Path(folder)
     manifest = _read_manifest(folder)
     config = yaml.safe_load((folder / CONFIG_FILE).read_text())
+    plugins = [m for m in manifest.get("plugins", []) if isinstance(m, str)]
     try:
         cfg = config_from_dict(config)
     except ValueError as err:
-        raise InferenceError(f"load: {folder / CONFIG_FILE} cannot be read by this version: {err}") from None
+        hint = missing_plugins_hint(plugins)
+        raise InferenceError(f"load: {folder / CONFIG_FILE} cannot be read by this version: {err}{hint}") from None
     encoder = build_encoder(cfg)
     load_state_strict(encoder, load_file(str(folder / ENCODER_FILE)), "encoder", folder / ENCODER_FILE)
     objective = build_objective(cfg, encoder_dim=encoder.output_dim(cfg.data.image_size))
@@ -217,5 +221,5 @@ def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
         metrics=json.loads(metrics_file.read_text()) if metrics_file.is_file() else None,
         epoch=int(manifest.get("epoch", 0)),
         step=int(manifest.get("step", 0)),
-        info={"export": str(folder), "training_commit": manifest.get("training_commit")},
+        info={"export": str(folder), "training_commit": manifest.get("training_commit"), "plugins": plugins},
     )

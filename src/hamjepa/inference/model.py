@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from hamjepa.data.imagefolder import decode_rgb
 from hamjepa.engine.checkpoint import load_run, run_dir_of
+from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.errors import HamjepaError
 from hamjepa.inference.preprocess import EvalPreprocess
 from hamjepa.models.phase_space import readouts
@@ -259,5 +260,5 @@ def load(path: str | Path, *, device: str | torch.device | None = "auto") -> Ham
         metrics=_run_metrics(run.checkpoint_path),
         epoch=run.epoch,
         step=run.step,
-        info={"checkpoint": str(run.checkpoint_path)},
+        info={"checkpoint": str(run.checkpoint_path), "plugins": recorded_plugins(run_dir_of(run.checkpoint_path))},
     )
