@@ -22,7 +22,7 @@ def upcast(x: Tensor) -> Tensor:
 
 @contextmanager
 def full_fp32_matmuls() -> Iterator[None]:
-    """Run in true fp32 (spec H.1): TF32 matmuls/convolutions off for the duration, restored afterwards.
+    """Run in true fp32 (docs/spec.md §H.1): TF32 matmuls/convolutions off for the duration, restored afterwards.
 
     Training enables TF32 for speed; evaluation in the same process (``reproduce``, ``train.eval_at_end``)
     must not inherit it, so that its numbers equal a standalone ``hamjepa eval``.

@@ -13,7 +13,7 @@ from hamjepa.objectives.registry import get_objective_class
 
 
 def build_encoder(cfg: Config) -> TokenEncoder:
-    """The encoder of spec B from ``cfg.model`` (random init; seed the global RNG first)."""
+    """The encoder of docs/spec.md §B from ``cfg.model`` (random init; seed the global RNG first)."""
     m = cfg.model
     return TokenEncoder(
         stem=m.stem,

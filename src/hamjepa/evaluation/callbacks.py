@@ -35,7 +35,7 @@ def _take(batches: Any, n: int) -> tuple[Tensor, Tensor]:
 
 
 class KNNMonitorCallback(Callback):
-    """``train.monitor_every``: kNN top-1 on a fixed stratified subset of the eval data (spec H.2, one k).
+    """``train.monitor_every``: kNN top-1 on a fixed stratified subset of the eval data (docs/spec.md §H.2, one k).
 
     The subset is loaded onto the trainer's device when training starts; results are logged as
     ``{"kind": "monitor", "knn_top1": ...}`` rows.

@@ -1,4 +1,4 @@
-"""Frozen-feature extraction (spec H.1) and readout slicing.
+"""Frozen-feature extraction (docs/spec.md §H.1) and readout slicing.
 
 The encoder runs once over each split in eval mode (BatchNorm running statistics), without gradients, in
 fp32 unless bf16 autocast is requested. Images arrive as ``uint8 [b, 3, h, w]`` batches and are normalised

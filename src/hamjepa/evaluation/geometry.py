@@ -1,4 +1,4 @@
-"""Geometry diagnostics of frozen features (spec H.4).
+"""Geometry diagnostics of frozen features (docs/spec.md §H.4).
 
 * Covariance spectrum of the *train* features: a random subset of at most ``max_samples`` rows (drawn by
   ``torch.randperm`` on a CPU generator seeded ``seed``), mean-centred, float64; the top

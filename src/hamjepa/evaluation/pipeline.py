@@ -25,7 +25,7 @@ from .report import SCHEMA_VERSION, write_metrics, write_report
 
 @dataclass
 class EvalOptions:
-    """Evaluation settings; the defaults are the spec's protocol (H.1-H.4)."""
+    """Evaluation settings; the defaults are the protocol of docs/spec.md §H.1 to §H.4."""
 
     k_values: tuple[int, ...] | None = None
     """The kNN sweep. ``None``: the paper's sweep (``DEFAULT_K_VALUES``, 1 to 200) without the ``k`` larger

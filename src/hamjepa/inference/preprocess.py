@@ -1,6 +1,6 @@
 """The evaluation preprocessing of a trained run, for images from anywhere.
 
-A run's frozen features are always computed the same way (spec H.1): the image is resized so its shorter
+A run's frozen features are always computed the same way (docs/spec.md §H.1): the image is resized so its shorter
 side is ``resize`` (bilinear, antialias; skipped when it already is), centre-cropped to ``crop x crop``,
 scaled to [0, 1] and normalised with the run's per-channel ``mean`` / ``std``. For CIFAR-family runs
 ``resize == crop == data.image_size`` (a 32 px CIFAR image passes through unchanged, exactly as the

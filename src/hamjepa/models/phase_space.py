@@ -1,4 +1,4 @@
-"""Phase-space view of an embedding: ``z = [q; p]`` and the token-grid flatten (spec B.2 steps 5-6).
+"""Phase-space view of an embedding: ``z = [q; p]`` and the token-grid flatten (docs/spec.md §B.2 steps 5-6).
 
 Layout conventions (the rest of the library relies on them):
 
@@ -51,7 +51,7 @@ def merge_qp(q: Tensor, p: Tensor) -> Tensor:
 
 
 def flatten_tokens(tokens: Tensor, *, split_qp: bool) -> Tensor:
-    """Flatten a token map ``[N, C, h, w]`` into ``z`` ``[N, h*w*C]`` (channel-last; spec B.2 steps 5-6).
+    """Flatten a token map ``[N, C, h, w]`` into ``z`` ``[N, h*w*C]`` (channel-last; docs/spec.md §B.2 steps 5-6).
 
     Args:
         tokens: ``[N, C, h, w]`` token map (any memory format).

@@ -2,7 +2,7 @@
 
 For each method and seed it trains with the shipped config (``configs/<dataset>_<method>.yaml`` values,
 ``train.epochs`` from ``--epochs``), evaluates the frozen encoder, and finally writes ``table.md`` and
-``table.json`` in the layout of spec K.1/K.2 (CIFAR-100: HamJEPA, SIGReg, MLP-HJEPA) or K.3 (ImageNet-100:
+``table.json`` in the layout of docs/spec.md §K.1/§K.2 (CIFAR-100: HamJEPA, SIGReg, MLP-HJEPA) or K.3 (ImageNet-100:
 HamJEPA and SIGReg, q/p/qp readouts): one row per method/readout with the mean ± std over seeds and the
 paper's numbers beside ours. Runs that already finished are reused, so an interrupted reproduction
 continues where it stopped.
@@ -58,7 +58,7 @@ class ReproduceOptions:
     probe_epochs: int | None = None
     dataset: str = "cifar100"
     k_values: tuple[int, ...] | None = None
-    """kNN sweep (default: spec H.2's 1..200); must contain 20 (the table's NN@20)."""
+    """kNN sweep (default: docs/spec.md §H.2's 1..200); must contain 20 (the table's NN@20)."""
 
 
 def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
@@ -157,7 +157,7 @@ def summarise(results: dict[str, dict[str, Any]], opts: ReproduceOptions) -> dic
 
 
 def render_markdown(table: dict[str, Any]) -> str:
-    """The table of spec K.1/K.2 (or K.3) with our numbers (mean ± std over seeds) beside the paper's."""
+    """The table of docs/spec.md §K.1/§K.2 (or K.3) with our numbers (mean ± std over seeds) beside the paper's."""
     title = DATASET_TITLES[table.get("dataset", "cifar100")]
     lines = [
         f"{title}, {table['epochs']} epochs, seeds {table['seeds']} (percent; ours = mean ± std over seeds)",

@@ -1,4 +1,5 @@
-"""The paper's reported numbers (spec K.1, K.2 CIFAR-100; K.3 ImageNet-100), in percent, for side-by-side tables."""
+"""The paper's reported numbers (docs/spec.md §K.1, §K.2 CIFAR-100; §K.3 ImageNet-100), in percent, for side-by-side
+tables."""
 
 from __future__ import annotations
 
