@@ -51,6 +51,7 @@ from hamjepa.diagnostics.toy_systems import (
     get_system,
     rollout,
 )
+from hamjepa.provenance import provenance
 
 __all__ = ["ToySettings", "run_toy_diagnostics"]
 
@@ -136,6 +137,20 @@ def _log_if_wide(ax: Any, values: np.ndarray) -> None:
         ax.set_yscale("log")
 
 
+DIVERGED_ABOVE = 1e12
+"""A plotted ratio beyond this (or not finite) counts as diverged: the curve stops there and the title says when."""
+
+
+def _until_diverged(
+    t: np.ndarray, values: np.ndarray, limit: float = DIVERGED_ABOVE
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """The finite prefix of a curve, ``(t, values, time of divergence or None)``; keeps axes off 1e300 values."""
+    bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > limit))
+    if bad.size == 0:
+        return t, values, None
+    return t[: bad[0]], values[: bad[0]], float(t[bad[0]])
+
+
 def _system_box(system: ToySystem) -> list[float]:
     return [*system.q_range, *system.p_range]
 
@@ -180,11 +195,12 @@ def _plot_reversibility(system: ToySystem, errors: dict[str, np.ndarray], steps:
 def _plot_area(system: ToySystem, ratios: dict[str, np.ndarray], dt: float, path: Path) -> str:
     fig, axes = _panels(2, len(ratios), f"{system.title}: Liouville area of a blob (float64, no wrap)")
     for col, (name, ratio) in enumerate(ratios.items()):
-        t = np.arange(ratio.size) * dt
+        t, ratio, diverged_at = _until_diverged(np.arange(ratio.size) * dt, ratio)
         top, bottom = axes[0, col], axes[1, col]
         top.plot(t, ratio, color="C0", label="A(t)/A(0)")
         top.axhline(1.0, color="k", lw=0.8, ls="--", label="area preserved")
-        top.set_title(f"{INTEGRATOR_LABELS[name]}\nfinal ratio {ratio[-1]:.6g}")
+        final = f"diverged at t·dt = {diverged_at:g}" if diverged_at is not None else f"final ratio {ratio[-1]:.6g}"
+        top.set_title(f"{INTEGRATOR_LABELS[name]}\n{final}")
         top.set_xlabel("time t·dt")
         top.set_ylabel("A(t)/A(0)")
         _log_if_wide(top, ratio)
@@ -283,13 +299,15 @@ def _plot_sliced(system: ToySystem, sliced: dict[str, SlicedDrift], dt: float, p
     fig, axes = _panels(1, 3, f"{system.title}: random 1-D projections of the ensemble (Cramér–Wold view)")
     ax_w, ax_v, ax_h = axes[0]
     for i, (name, res) in enumerate(sliced.items()):
-        t = res.times * dt
-        curves = res.curves()
-        label = INTEGRATOR_LABELS[name]
-        ax_w.plot(t, np.asarray(curves["sliced_w1_rel"], dtype=float), color=f"C{i}", label=label)
-        lo = np.asarray(curves["log_var_ratio_min"], dtype=float)
-        hi = np.asarray(curves["log_var_ratio_max"], dtype=float)
-        ax_v.plot(t, np.asarray(curves["log_var_ratio_median"], dtype=float), color=f"C{i}", label=label)
+        curves = {k: np.asarray(v, dtype=float) for k, v in res.curves().items()}
+        # One cut for all curves of an integrator: where a log ratio (or W1 in units of std) passes log(1e12).
+        worst = np.max(np.abs(np.stack([curves[k] for k in ("sliced_w1_rel", "log_var_ratio_max")])), axis=0)
+        t, _, diverged_at = _until_diverged(res.times * dt, worst, limit=float(np.log(DIVERGED_ABOVE)))
+        n = t.size
+        label = INTEGRATOR_LABELS[name] + (f" (diverged at t·dt = {diverged_at:g})" if diverged_at is not None else "")
+        ax_w.plot(t, curves["sliced_w1_rel"][:n], color=f"C{i}", label=label)
+        lo, hi = curves["log_var_ratio_min"][:n], curves["log_var_ratio_max"][:n]
+        ax_v.plot(t, curves["log_var_ratio_median"][:n], color=f"C{i}", label=label)
         ax_v.fill_between(t, lo, hi, color=f"C{i}", alpha=0.2)
         final = res.projections_first[-1]
         if i == 0:
@@ -422,7 +440,12 @@ def run_toy_diagnostics(
         raise ValueError("integrators must name at least one integrator")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"settings": asdict(settings), "systems": {}}
+    summary: dict[str, Any] = {
+        "kind": "diagnose_toy",
+        "provenance": provenance(),
+        "settings": asdict(settings),
+        "systems": {},
+    }
     # The toy arrays are small (<= grid^2 elements): intra-op threading only adds synchronisation
     # overhead, which is catastrophic on a loaded machine (measured 20x slower with 2 threads).
     previous_threads = torch.get_num_threads()

@@ -67,6 +67,7 @@ def _run_train(args: argparse.Namespace, callbacks: CallbackFactory) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from hamjepa.engine.bench import benchmark_training
+    from hamjepa.provenance import write_result
 
     cfg = config_from_args(args.args)
     result = benchmark_training(
@@ -75,7 +76,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)
     return 0
 
 

@@ -23,7 +23,7 @@ from hamjepa.engine.trainer import Trainer
 from hamjepa.evaluation.callbacks import callbacks_from_config
 from hamjepa.evaluation.cli import evaluate_run
 from hamjepa.evaluation.pipeline import EvalOptions
-from hamjepa.provenance import provenance
+from hamjepa.provenance import provenance, write_result
 from hamjepa.reproduce.paper_numbers import paper_reference
 
 METHOD_CONFIGS = {
@@ -121,7 +121,7 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     table["provenance"] = provenance()
     table["timings_s"] = timings
     table["table_md"] = render_markdown(table)
-    (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    write_result(out / "table.json", table)
     (out / "table.md").write_text(table["table_md"])
     print(table["table_md"])
     return table

@@ -11,7 +11,6 @@ the paper's protocols and writes into ``out_dir``:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hamjepa.provenance import provenance
+from hamjepa.provenance import provenance, write_result
 from hamjepa.sequences.benchmark import (
     DEFAULT_SETTINGS,
     METHODS,
@@ -306,5 +305,5 @@ def reproduce_dynamics(
         "summary": summary,
         "runs": [{k: v for k, v in r.items() if k != "plot"} for r in runs],
     }
-    (out / "results.json").write_text(json.dumps(record, indent=2))
+    write_result(out / "results.json", record)
     return {"runs": runs, "summary": summary, "table": table, "files": files, "seconds": seconds, "skipped": skipped}
