@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from hamjepa.reproduce.methods import available_methods
+from hamjepa.reproduce.paper_numbers import paper_methods
+
 
 def _run_table(args: argparse.Namespace) -> int:
     """``reproduce cifar100`` / ``reproduce imagenet100``: the same driver, the data set set by the subcommand."""
@@ -72,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="target", metavar="TARGET")
     c = sub.add_parser(
         "cifar100",
-        help="HamJEPA vs SIGReg vs MLP-HJEPA on CIFAR-100 (docs/spec.md §K.1/§K.2)",
+        help="HamJEPA vs SIGReg vs MLP-HJEPA (and VICReg, VISReg) on CIFAR-100 (docs/spec.md §K.1/§K.2)",
         description=(
             "Train each method with its configs/cifar100_*.yaml (30 epochs by default; --epochs 80 for the "
             "ablation table), evaluate every run, and write OUT/table.md and OUT/table.json with the paper's "
@@ -102,9 +105,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--methods",
         nargs="+",
-        choices=("hamjepa", "sigreg", "mlp_hjepa"),
-        default=["hamjepa", "sigreg", "mlp_hjepa"],
-        help="methods to train (default: all three rows of Table 1)",
+        choices=available_methods("cifar100") or None,
+        default=list(paper_methods("cifar100")),
+        help="methods to train, one per configs/cifar100_<method>.yaml (default: the three rows of Table 1; "
+        "vicreg and visreg are the other isotropic regularisers, with no paper number beside them)",
     )
     c.add_argument("--out", default="runs/reproduce_cifar100", help="output folder")
     c.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")
@@ -128,9 +132,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument(
         "--methods",
         nargs="+",
-        choices=("hamjepa", "sigreg"),
-        default=["hamjepa", "sigreg"],
-        help="methods to train (default: both rows of Table 2)",
+        choices=available_methods("imagenet100") or None,
+        default=list(paper_methods("imagenet100")),
+        help="methods to train, one per configs/imagenet100_<method>.yaml (default: both rows of Table 2)",
     )
     i.add_argument("--out", default="runs/reproduce_imagenet100", help="output folder")
     i.add_argument("--probe-epochs", type=int, default=None, help="linear-probe epochs (default: the paper's 50)")

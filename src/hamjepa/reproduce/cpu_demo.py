@@ -28,6 +28,7 @@ from hamjepa.engine.trainer import Trainer
 from hamjepa.evaluation.cli import evaluate_run
 from hamjepa.evaluation.pipeline import EvalOptions, evaluate
 from hamjepa.provenance import provenance, write_result
+from hamjepa.reproduce.methods import method_config_path
 
 DEMO_OVERRIDES: dict[str, object] = {
     "data.subset": 5000,
@@ -66,16 +67,9 @@ class DemoOptions:
     k_values: tuple[int, ...] = field(default=DEMO_K)
 
 
-def _configs_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "configs"
-
-
 def demo_config(method: str, opts: DemoOptions) -> Config:
     """The config of one demo run: ``configs/cifar100_<method>.yaml`` made CPU-sized."""
-    file = _configs_dir() / f"cifar100_{method}.yaml"
-    if not file.is_file():
-        shipped = sorted(p.stem.removeprefix("cifar100_") for p in _configs_dir().glob("cifar100_*.yaml"))
-        raise ValueError(f"cpu-demo: no config {file.name} for method {method!r}; choose from {', '.join(shipped)}")
+    file = method_config_path("cifar100", method)
     values = {
         **DEMO_OVERRIDES,
         "seed": opts.seed,
