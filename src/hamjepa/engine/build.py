@@ -7,12 +7,13 @@ import inspect
 from torch import nn
 
 from hamjepa.config import Config
+from hamjepa.dynamics.predictors import HamiltonianPredictor, MLPPredictor
 from hamjepa.models import TokenEncoder
 from hamjepa.objectives.registry import get_objective_class
 
 
 def build_encoder(cfg: Config) -> TokenEncoder:
-    """The encoder of spec B from ``cfg.model`` (random init; seed the global RNG first)."""
+    """The encoder of docs/spec.md §B from ``cfg.model`` (random init; seed the global RNG first)."""
     m = cfg.model
     return TokenEncoder(
         stem=m.stem,
@@ -28,8 +29,6 @@ def build_encoder(cfg: Config) -> TokenEncoder:
 
 def build_predictor(cfg: Config, dim: int) -> nn.Module | None:
     """The predictor of ``cfg.predictor`` acting on ``[B, dim]`` states (None for ``kind=none``)."""
-    from hamjepa.dynamics.predictors import HamiltonianPredictor, MLPPredictor
-
     p = cfg.predictor
     if p.kind == "none":
         return None
