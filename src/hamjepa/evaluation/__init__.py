@@ -1,5 +1,8 @@
 """Frozen-feature evaluation (spec H): features, cosine kNN, linear probe, geometry, plots and reports.
 
+Two protocols: the paper's token protocol (spec H, on the encoder output) and the field's standard
+protocol (:mod:`hamjepa.evaluation.standard`, on the pooled backbone feature), never mixed in one column.
+
 Entry point: :func:`evaluate` (features -> kNN -> probe -> geometry -> ``metrics.json`` / plots /
 ``report.md``); the metrics.json schema is documented in :mod:`hamjepa.evaluation.report` and
 docs/EVALUATION.md. Matplotlib is imported only when figures are written.
@@ -7,7 +10,7 @@ docs/EVALUATION.md. Matplotlib is imported only when figures are written.
 
 from .callbacks import EvalAtEndCallback, KNNMonitorCallback, callbacks_from_config
 from .compare import compare_runs
-from .features import EvalDataLike, extract_features, readouts
+from .features import EvalDataLike, encode_with_pooled, extract_features, extract_features_with_pooled, readouts
 from .geometry import (
     Geometry,
     Spectrum,
@@ -21,10 +24,22 @@ from .geometry import (
 from .knn import DEFAULT_K_VALUES, KNNResult, knn_classify, knn_neighbours
 from .linear_probe import ProbeConfig, ProbeResult, cosine_lr, train_linear_probes
 from .monitor import OnlineKNNMonitor
-from .pipeline import EvalOptions, evaluate
+from .pipeline import PROTOCOLS, EvalOptions, evaluate
+from .standard import (
+    STANDARD_K_VALUES,
+    STANDARD_KNN_TEMPERATURE,
+    STANDARD_READOUT,
+    SGDProbeConfig,
+    SGDProbeResult,
+    train_sgd_linear_probe,
+)
 
 __all__ = [
     "DEFAULT_K_VALUES",
+    "PROTOCOLS",
+    "STANDARD_KNN_TEMPERATURE",
+    "STANDARD_K_VALUES",
+    "STANDARD_READOUT",
     "EvalAtEndCallback",
     "EvalDataLike",
     "EvalOptions",
@@ -34,6 +49,8 @@ __all__ = [
     "OnlineKNNMonitor",
     "ProbeConfig",
     "ProbeResult",
+    "SGDProbeConfig",
+    "SGDProbeResult",
     "Spectrum",
     "Summary",
     "callbacks_from_config",
@@ -41,8 +58,10 @@ __all__ = [
     "cosine_lr",
     "covariance_spectrum",
     "effective_rank",
+    "encode_with_pooled",
     "evaluate",
     "extract_features",
+    "extract_features_with_pooled",
     "feature_geometry",
     "knn_classify",
     "knn_neighbours",
@@ -50,4 +69,5 @@ __all__ = [
     "random_pair_cosines",
     "readouts",
     "train_linear_probes",
+    "train_sgd_linear_probe",
 ]
