@@ -85,14 +85,14 @@ class SGDProbeResult:
 
 
 def standard_k_values(n_train: int, k_values: Sequence[int] = STANDARD_K_VALUES) -> tuple[tuple[int, ...], list[int]]:
-    """The standard sweep without the ``k`` above ``n_train``: ``(k_values, dropped)``."""
+    """The standard sweep without the ``k`` above ``n_train``: ``(k_values, dropped)``.
+
+    A train set smaller than every ``k`` of the sweep (a tiny test set) is evaluated at ``k = n_train``.
+    """
+    if n_train < 1:
+        raise ValueError(f"the standard kNN needs at least one train image, got {n_train}")
     kept = tuple(k for k in k_values if k <= n_train)
-    if not kept:
-        raise ValueError(
-            f"the standard kNN sweep {list(k_values)} needs at least {min(k_values)} train images, got {n_train}; "
-            "evaluate the token protocol only (--protocol token)"
-        )
-    return kept, [k for k in k_values if k > n_train]
+    return kept or (n_train,), [k for k in k_values if k > n_train]
 
 
 def _linear_head(dim: int, num_classes: int, seed: int) -> nn.Linear:
