@@ -206,7 +206,9 @@ def test_train_progress_false_silences_the_evaluation_bars(monkeypatch: pytest.M
     from hamjepa.evaluation.callbacks import EvalAtEndCallback
 
     seen = {}
-    monkeypatch.setattr("hamjepa.evaluation.cli.evaluate_run", lambda run, options=None: seen.setdefault("o", options))
+    monkeypatch.setattr(
+        "hamjepa.evaluation.callbacks.evaluate_run", lambda run, options=None: seen.setdefault("o", options)
+    )
     cfg = Config()
     cfg.train.progress = False
     EvalAtEndCallback().on_train_end(SimpleNamespace(is_main=True, cfg=cfg), SimpleNamespace(run_dir=Path("r")))

@@ -50,17 +50,32 @@ def make_eval_data(n_train: int = 96, n_test: int = 48, num_classes: int = 4, si
 
 
 class TinyEncoder(nn.Module):
-    """conv(3->c, stride 2) + BN + ReLU + 2x2 average pool -> [N, 4c] (D = 4c, even)."""
+    """conv(3->c, stride 2) + BN + ReLU + 2x2 average pool -> [N, 4c] (D = 4c, even).
+
+    ``pooled_features``: the global average of the conv feature map, ``[N, c]`` (the standard protocol's
+    feature); computed in a second pass (no ``forward_with_pooled``), as for any encoder that lacks one.
+    """
 
     def __init__(self, channels: int = 4) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(3, channels, 3, stride=2, padding=1),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),
+        self.backbone = nn.Sequential(
+            nn.Conv2d(3, channels, 3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU()
         )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x))
+
+    def pooled_features(self, x: Tensor) -> Tensor:
+        return self.backbone(x).mean(dim=(2, 3))
+
+
+class TokenOnlyEncoder(nn.Module):
+    """An encoder without ``pooled_features``: only the token protocol can evaluate it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = TinyEncoder()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

@@ -55,12 +55,14 @@ def test_evaluate_writes_schema_plots_and_report(evaluated_run: Path) -> None:
         for key in ("cosine", "norms"):
             assert set(geo[key]) == {"mean", "std", "p10", "p50", "p90", "min", "max"}
             assert geo[key]["min"] <= geo[key]["p10"] <= geo[key]["p50"] <= geo[key]["p90"] <= geo[key]["max"]
-    assert set(m["timing"]) == {"features", "knn", "linear_probe", "geometry", "outputs", "total"}
-    for r in ("q", "p", "qp"):
+    stages = {"features", "knn", "linear_probe", "geometry", "outputs", "total"}
+    assert set(m["timing"]) == stages | {"standard_knn", "standard_linear_probe", "standard_geometry"}
+    for r in ("q", "p", "qp", "pooled"):
         png = ev / "plots" / f"summary_{r}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     report = (ev / "report.md").read_text()
-    assert report.count("| metric | value |") == 3 and "## Readout `qp`" in report
+    assert report.count("| metric | value |") == 4 and "### token protocol: readout `qp`" in report
+    assert "### standard protocol: readout `pooled`" in report
 
 
 def test_readout_norms_balance(evaluated_run: Path) -> None:
@@ -76,19 +78,27 @@ def test_compare_two_runs(evaluated_run: Path, tmp_path: Path) -> None:
     m = json.loads((run_b / "eval" / "metrics.json").read_text())
     m["config"] = {"objective": {"name": "sigreg"}}
     m["readouts"]["qp"]["knn"]["nn20"] = 0.125
+    m["standard_readouts"]["pooled"]["knn"]["nn20"] = 0.375
     (run_b / "eval" / "metrics.json").write_text(json.dumps(m))
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
     args = parser.parse_args(["compare", str(evaluated_run), str(run_b), "--out", str(tmp_path / "cmp")])
     assert args.func(args) == 0
-    table = (tmp_path / "cmp" / "compare.md").read_text()
-    lines = table.strip().splitlines()
-    assert lines[0].startswith("| method | run | data set | readout | NN@20 | best NN (k) | linear |")
-    assert len(lines) == 2 + 6
-    assert sum(line.startswith("| hamjepa |") for line in lines) == 3
-    assert "| sigreg | runB | tiny | qp | 12.50 |" in table
+    text = (tmp_path / "cmp" / "compare.md").read_text()
+    token, standard = text.split("## Standard protocol")
+    token_rows = [line for line in token.splitlines() if line.startswith("| ")]
+    assert token_rows[0].startswith(
+        "| method | run | data set | readout | token kNN@20 | token best kNN (k) | token linear |"
+    )
+    assert len(token_rows) == 1 + 6 and sum(row.startswith("| hamjepa |") for row in token_rows) == 3
+    assert "| sigreg | runB | tiny | qp | 12.50 |" in token
+    standard_rows = [line for line in standard.splitlines() if line.startswith("| ")]
+    assert standard_rows[0].startswith(
+        "| method | run | data set | readout | standard kNN@20 | standard best kNN (k) |"
+    )
+    assert len(standard_rows) == 1 + 2 and "| sigreg | runB | tiny | pooled | 37.50 |" in standard
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
-    assert compare_runs([run_b / "eval" / "metrics.json"], tmp_path / "cmp2", figure=False).count("sigreg") == 3
+    assert compare_runs([run_b / "eval" / "metrics.json"], tmp_path / "cmp2", figure=False).count("sigreg") == 4
 
 
 def test_eval_parser_registers_the_documented_flags() -> None:
@@ -111,6 +121,8 @@ def test_evaluate_without_split_and_error_cases(tmp_path: Path, capsys: pytest.C
     assert list(m["readouts"]) == ["z"] and (tmp_path / "metrics.json").is_file()
     printed = capsys.readouterr().out
     assert all(f"[eval] {stage}:" in printed for stage in ("features", "knn", "linear_probe", "geometry"))
+    assert "[eval] token protocol, z: kNN@20 (majority)" in printed
+    assert "[eval] standard protocol, pooled: kNN@20 (weighted)" in printed
     data = make_eval_data(48, 24)
     bad = TinyEvalData(data.train, data.test, 3, data.mean, data.std)  # labels go up to 3
     with pytest.raises(ValueError, match="class-count mismatch"):

@@ -166,7 +166,8 @@ def test_model_card_names_the_run_and_its_accuracies(exported: Path) -> None:
         assert needle in card, needle
     commit = json.loads((exported.parent / "run" / "provenance.jsonl").read_text().splitlines()[0])["commit"]
     assert commit and f"| training commit | {commit} |" in card
-    for name, block in metrics["readouts"].items():
+    assert "Token protocol (the paper's)" in card and "Standard protocol (the field's)" in card
+    for name, block in {**metrics["readouts"], **metrics["standard_readouts"]}.items():
         row = next(line for line in card.splitlines() if line.startswith(f"| `{name}` |"))
         assert f"| {100 * block['linear_probe']['top1']:.2f} |" in row
         assert f"| {100 * block['knn']['best_top1']:.2f} ({block['knn']['best_k']}) |" in row

@@ -46,6 +46,10 @@ def test_eval_on_generated_npz_names_the_data_set(run: Path, tmp_path: Path) -> 
     assert (metrics["n_train"], metrics["n_test"]) == (12, 6)
     # 24 px images were resized to the run's 32 px: a 24 px input would give 6x6 tokens (D = 1152), not 8x8
     assert [metrics["readouts"][r]["feature_dim"] for r in ("q", "p", "qp")] == [1024, 1024, 2048]
+    # the standard protocol too: the pooled layer3 feature, weighted kNN (k <= 12 train images) and SGD probe
+    pooled = metrics["standard_readouts"]["pooled"]
+    assert (pooled["protocol"], pooled["feature_dim"], pooled["knn"]["k_values"]) == ("standard", 256, [10])
+    assert metrics["protocols"]["standard"]["knn"]["k_dropped"] == [20, 100, 200]
     report = (out / "report.md").read_text()
     assert "- dataset: gen24 (3 classes, 12 train / 6 test)" in report
     assert not (run / "eval").exists()  # the run's own evaluation is left alone
@@ -72,6 +76,7 @@ def test_eval_cli_routes_data_to_the_transfer_evaluation(
     assert call["args"] == (str(run), "c10.npz") and call["name"] == "cifar10" and call["subset"] == 50
     assert (call["num_workers"], call["batch_size"], call["device"]) == (0, 256, "cpu")
     assert call["options"].probe_epochs == 3 and call["options"].k_values == (1, 20)
+    assert call["options"].protocols == ("token", "standard")
 
 
 @pytest.mark.realdata

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from hamjepa.config import Config, ConfigError, load_config
 from hamjepa.engine.callbacks import Callback
-from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.plugins import missing_plugins_hint
 
 CallbackFactory = Callable[[Config], Sequence[Callback]]
@@ -44,6 +43,8 @@ def config_from_args(items: list[str], resume: str | None = None) -> Config:
     try:
         cfg = load_config(path, overrides)
     except ConfigError as err:  # a run trained with a plugin names it (hamjepa --import MODULE)
+        from hamjepa.engine.run_logger import recorded_plugins  # run_logger imports torch: not for --help
+
         hint = missing_plugins_hint(recorded_plugins(Path(resume))) if resume else ""
         if not hint:
             raise

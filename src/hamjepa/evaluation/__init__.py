@@ -1,5 +1,8 @@
 """Frozen-feature evaluation (docs/spec.md §H): features, cosine kNN, linear probe, geometry, plots and reports.
 
+Two protocols: the paper's token protocol (docs/spec.md §H, on the encoder output) and the field's standard
+protocol (:mod:`hamjepa.evaluation.standard`, on the pooled backbone feature), never mixed in one column.
+
 Entry point: :func:`evaluate` (features -> kNN -> probe -> geometry -> ``metrics.json`` / plots /
 ``report.md``); the metrics.json schema is documented in :mod:`hamjepa.evaluation.report` and
 docs/EVALUATION.md. Matplotlib is imported only when figures are written.
@@ -21,7 +24,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ".compare": ("compare_runs",),
         ".features": (
             "EvalDataLike",
+            "encode_with_pooled",
             "extract_features",
+            "extract_features_with_pooled",
         ),
         "hamjepa.models.phase_space": ("readouts",),
         ".geometry": (
@@ -48,8 +53,17 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         ".monitor": ("OnlineKNNMonitor",),
         ".pipeline": (
+            "PROTOCOLS",
             "EvalOptions",
             "evaluate",
+        ),
+        ".standard": (
+            "STANDARD_KNN_TEMPERATURE",
+            "STANDARD_K_VALUES",
+            "STANDARD_READOUT",
+            "SGDProbeConfig",
+            "SGDProbeResult",
+            "train_sgd_linear_probe",
         ),
     },
 )

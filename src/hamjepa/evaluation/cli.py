@@ -19,18 +19,33 @@ from hamjepa.errors import HamjepaError
 
 def add_parser(subparsers: Any) -> None:
     """Register ``eval`` and ``compare`` on an ``argparse`` subparsers object."""
-    p = subparsers.add_parser("eval", help="frozen-feature evaluation (kNN, linear probe, geometry) of a run")
+    p = subparsers.add_parser(
+        "eval", help="frozen-feature evaluation (kNN, linear probe, geometry) of a run, token and standard protocols"
+    )
     p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT", help="run folder or checkpoint .pt file")
     p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
-    p.add_argument("--probe-epochs", type=int, default=50, help="linear-probe epochs (default 50)")
+    p.add_argument(
+        "--protocol",
+        nargs="+",
+        choices=("token", "standard"),
+        default=["token", "standard"],
+        help="token: the paper's (q/p/qp tokens); standard: the field's (pooled backbone feature, weighted kNN, "
+        "SGD linear probe). Default: both",
+    )
+    p.add_argument("--probe-epochs", type=int, default=50, help="token-protocol linear-probe epochs (default 50)")
+    p.add_argument(
+        "--standard-probe-epochs", type=int, default=100, help="standard-protocol linear-probe epochs (default 100)"
+    )
     p.add_argument(
         "--k",
         type=int,
         nargs="+",
         default=None,
-        help="kNN sweep (default 1 5 10 20 50 100 200, without the k larger than the train set)",
+        help="token-protocol kNN sweep (default 1 5 10 20 50 100 200, without the k larger than the train set)",
     )
-    p.add_argument("--weighted-knn", action="store_true", help="vote with exp(sim/T), T=0.07 (default: majority)")
+    p.add_argument(
+        "--weighted-knn", action="store_true", help="token protocol: vote with exp(sim/T), T=0.07 (default: majority)"
+    )
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for feature extraction (default fp32)")
     p.add_argument(
         "--split-qp",
@@ -175,6 +190,8 @@ def run_eval(args: argparse.Namespace) -> int:
         k_values=None if args.k is None else tuple(args.k),
         knn_weighted=args.weighted_knn,
         probe_epochs=args.probe_epochs,
+        protocols=tuple(args.protocol),
+        standard_probe_epochs=args.standard_probe_epochs,
         feature_dtype="bf16" if args.bf16 else "fp32",
         progress=not args.no_progress,
     )

@@ -3,8 +3,13 @@
 Reads each run's ``eval/metrics.json`` (a run folder, its ``eval`` or ``eval_<data set>`` folder -- the
 latter written by ``hamjepa eval --data`` -- or the file itself), takes the method name from the recorded
 config (``config["objective"]["name"]``; the folder name when absent), the data set from ``metrics["dataset"]``,
-and writes ``compare.md`` (one Markdown table, also returned/printed) and ``compare.png`` (overlaid kNN sweeps
-and spectra) into the output folder.
+and writes ``compare.md`` (the tables, also returned/printed) and ``compare.png`` (overlaid kNN sweeps and
+spectra) into the output folder.
+
+Numbers of different protocols never share a column: the rows are grouped into one table per protocol
+setting (:func:`~hamjepa.evaluation.report.protocol_setting`: the protocol, its kNN vote and its probe
+recipe), each under a heading that names it, and each accuracy column's name carries the protocol. Schema-1
+metrics.json files (before the standard protocol) read as token-protocol results.
 """
 
 from __future__ import annotations
@@ -16,24 +21,26 @@ from typing import Any
 from hamjepa.errors import HamjepaError
 
 from .plots import compare_figure
-from .report import load_metrics
+from .report import PROTOCOL_TITLES, load_metrics, protocol_blocks, protocol_setting
 
 DEFAULT_OUT = Path("runs") / "compare"
 """Output folder of ``hamjepa compare`` when ``--out`` is not given."""
 
-COLUMNS = (
-    "method",
-    "run",
-    "data set",
-    "readout",
-    "NN@20",
-    "best NN (k)",
-    "linear",
-    "eff. rank",
-    "PR",
-    "cos mean",
-    "norm mean",
-)
+ACCURACY_COLUMNS = ("kNN@20", "best kNN (k)", "linear")
+"""Accuracy columns of a compare table, each prefixed with the table's protocol (e.g. ``token kNN@20``)."""
+GEOMETRY_COLUMNS = ("eff. rank", "PR", "cos mean", "norm mean")
+
+
+def columns(protocol: str) -> tuple[str, ...]:
+    """The header of one protocol's compare table."""
+    return (
+        "method",
+        "run",
+        "data set",
+        "readout",
+        *(f"{protocol} {c}" for c in ACCURACY_COLUMNS),
+        *GEOMETRY_COLUMNS,
+    )
 
 
 def method_name(metrics: dict[str, Any], run_dir: Path) -> str:
@@ -74,22 +81,24 @@ def _pct(x: float | None) -> str:
 
 
 def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, figure: bool = True) -> str:
-    """Write ``out_dir/compare.md`` (+ ``compare.png``) for the given runs and return the Markdown table.
+    """Write ``out_dir/compare.md`` (+ ``compare.png``) for the given runs and return the Markdown text.
+
+    The text holds one table per protocol setting (see the module docstring), token protocol first.
 
     Raises:
         HamjepaError: a path that does not exist or holds no metrics.json (one line naming the fix).
     """
     if not run_dirs:
         raise HamjepaError("compare needs at least one RUN_DIR")
-    rows: list[tuple[str, ...]] = []
+    tables: dict[tuple[str, str], list[tuple[str, ...]]] = {}
     curves: list[dict[str, Any]] = []
     for given in run_dirs:
         metrics = _load(Path(given))
         run_dir = _run_dir(Path(given))
         method = method_name(metrics, run_dir)
-        for readout, b in metrics["readouts"].items():
+        for protocol, readout, b in protocol_blocks(metrics):
             knn, geo = b["knn"], b["geometry"]
-            rows.append(
+            tables.setdefault((protocol, protocol_setting(protocol, b)), []).append(
                 (
                     method,
                     run_dir.name,
@@ -106,18 +115,25 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, figure:
             )
             curves.append(
                 {
-                    "label": f"{method} [{run_dir.name}{_on(metrics)}] {readout}",
+                    "label": f"{method} [{run_dir.name}{_on(metrics)}] {protocol}: {readout}",
+                    "protocol": protocol,
                     "k_values": knn["k_values"],
                     "top1": knn["top1"],
                     "eigenvalues": geo["spectrum"]["eigenvalues"],
                 }
             )
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    table = "\n".join(lines) + "\n"
+    order = sorted(tables, key=lambda key: (key[0] != "token", key[0]))  # token first; stable otherwise
+    parts = []
+    for protocol, setting in order:
+        header = columns(protocol)
+        lines = [f"## {PROTOCOL_TITLES.get(protocol, protocol)}", "", setting, ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in tables[(protocol, setting)]]
+        parts.append("\n".join(lines) + "\n")
+    text = "\n".join(parts)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(table)
+    (out / "compare.md").write_text(text)
     if figure:
         compare_figure(curves, out / "compare.png")
-    return table
+    return text

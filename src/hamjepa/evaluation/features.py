@@ -64,7 +64,80 @@ def normalise_uint8(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return (images.float().div_(255.0) - mean) / std
 
 
+def encode_with_pooled(encoder: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
+    """``(encoder(images) [b, D], encoder.pooled_features(images) [b, F])``.
+
+    One backbone pass when the encoder offers ``forward_with_pooled`` (the ResNet token encoder does), two
+    passes otherwise.
+
+    Raises:
+        ValueError: the encoder has no ``pooled_features`` method (the standard protocol needs it).
+    """
+    both = getattr(encoder, "forward_with_pooled", None)
+    if callable(both):
+        return both(images)
+    pooled = getattr(encoder, "pooled_features", None)
+    if not callable(pooled):
+        raise ValueError(
+            f"the standard protocol needs the pooled backbone feature, but {type(encoder).__name__} has no "
+            "pooled_features(images) method; add one or evaluate the token protocol only "
+            "(EvalOptions(protocols=('token',)), hamjepa eval --protocol token)"
+        )
+    return encoder(images), pooled(images)
+
+
+def _checked_output(z: Tensor, n: int, what: str) -> Tensor:
+    if z.ndim != 2 or z.shape[0] != n:
+        raise ValueError(f"{what} must be [b, D] for b={n} images, got {tuple(z.shape)}")
+    return z.float()
+
+
 @torch.no_grad()
+def _extract(
+    encode: Callable[[Tensor], tuple[Tensor, ...]],
+    encoder: nn.Module,
+    batches_fn: BatchesFn,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str,
+    dtype: FeatureDtype,
+    progress: bool,
+    desc: str,
+) -> tuple[list[Tensor], Tensor]:
+    """Run ``encode`` over one split in eval mode: ``([features float32 [N, D_i] per output], labels [N])``."""
+    if dtype not in ("fp32", "bf16"):
+        raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
+    device = torch.device(device)
+    m, s = _normaliser(mean, std, device)
+    was_training = encoder.training
+    encoder.eval()
+    outputs: list[list[Tensor]] = []
+    labels: list[Tensor] = []
+    iterator: Iterator[Batch] = batches_fn()
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=desc, unit="batch", leave=False)
+    try:
+        for images, y in iterator:
+            # NHWC-strided batches become NCHW-contiguous on the device (the permute runs there).
+            x = normalise_uint8(to_device(images, device).contiguous(), m, s)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
+                zs = encode(x)
+            outputs.append([_checked_output(z, x.shape[0], "encoder output") for z in zs])
+            labels.append(to_device(y, device).to(torch.int64).reshape(-1))
+    finally:
+        encoder.train(was_training)
+    if not outputs:
+        raise ValueError(f"empty feature set: the '{desc}' split yielded no batches")
+    feats, lab = [torch.cat(parts) for parts in zip(*outputs, strict=True)], torch.cat(labels)
+    if feats[0].shape[0] == 0:
+        raise ValueError(f"empty feature set: the '{desc}' split yielded 0 images")
+    if lab.shape[0] != feats[0].shape[0]:
+        raise ValueError(f"the '{desc}' split yielded {lab.shape[0]} labels for {feats[0].shape[0]} images")
+    return feats, lab
+
+
 def extract_features(
     encoder: nn.Module,
     batches_fn: BatchesFn,
@@ -92,39 +165,30 @@ def extract_features(
     Raises:
         ValueError: an empty split, a non-2-D encoder output, a bad ``dtype``.
     """
-    if dtype not in ("fp32", "bf16"):
-        raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
-    device = torch.device(device)
-    m, s = _normaliser(mean, std, device)
-    was_training = encoder.training
-    encoder.eval()
-    feats: list[Tensor] = []
-    labels: list[Tensor] = []
-    iterator: Iterator[Batch] = batches_fn()
-    if progress:
-        from tqdm.auto import tqdm
+    (feats,), labels = _extract(lambda x: (encoder(x),), encoder, batches_fn, mean, std, device, dtype, progress, desc)
+    return feats, labels
 
-        iterator = tqdm(iterator, desc=desc, unit="batch", leave=False)
-    try:
-        for images, y in iterator:
-            # NHWC-strided batches become NCHW-contiguous on the device (the permute runs there).
-            x = normalise_uint8(to_device(images, device).contiguous(), m, s)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
-                z = encoder(x)
-            if z.ndim != 2 or z.shape[0] != x.shape[0]:
-                raise ValueError(f"encoder output must be [b, D] for b={x.shape[0]} images, got {tuple(z.shape)}")
-            feats.append(z.float())
-            labels.append(to_device(y, device).to(torch.int64).reshape(-1))
-    finally:
-        encoder.train(was_training)
-    if not feats:
-        raise ValueError(f"empty feature set: the '{desc}' split yielded no batches")
-    out, lab = torch.cat(feats), torch.cat(labels)
-    if out.shape[0] == 0:
-        raise ValueError(f"empty feature set: the '{desc}' split yielded 0 images")
-    if lab.shape[0] != out.shape[0]:
-        raise ValueError(f"the '{desc}' split yielded {lab.shape[0]} labels for {out.shape[0]} images")
-    return out, lab
+
+def extract_features_with_pooled(
+    encoder: nn.Module,
+    batches_fn: BatchesFn,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str,
+    dtype: FeatureDtype = "fp32",
+    *,
+    progress: bool = False,
+    desc: str = "features",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`extract_features` plus the pooled backbone feature of the same images (:func:`encode_with_pooled`).
+
+    Returns:
+        ``(features float32 [N, D], pooled float32 [N, F], labels int64 [N])``, all on ``device``.
+    """
+    (feats, pooled), labels = _extract(
+        lambda x: encode_with_pooled(encoder, x), encoder, batches_fn, mean, std, device, dtype, progress, desc
+    )
+    return feats, pooled, labels
 
 
 def check_labels(labels: Tensor, num_classes: int, split: str) -> None:

@@ -1,10 +1,15 @@
-"""The whole frozen-feature evaluation: features -> kNN -> linear probe -> geometry -> outputs."""
+"""The whole frozen-feature evaluation: features -> kNN -> linear probe -> geometry -> outputs.
+
+Two protocols from one pass over the images: the paper's **token** protocol on the encoder's output (readouts
+``q`` / ``p`` / ``qp`` or ``z``) and the field's **standard** protocol on the pooled backbone feature (readout
+``pooled``; :mod:`hamjepa.evaluation.standard`). metrics.json keeps them apart (``readouts`` and
+``standard_readouts``) and names the protocol of every block.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,17 +21,21 @@ from hamjepa.errors import HamjepaError
 from hamjepa.models.phase_space import readouts
 from hamjepa.numerics import full_fp32_matmuls
 
-from .features import EvalDataLike, FeatureDtype, check_labels, extract_features
-from .geometry import feature_geometry
-from .knn import DEFAULT_K_VALUES, knn_classify
-from .linear_probe import ProbeConfig, train_linear_probes
+from .features import EvalDataLike, FeatureDtype, check_labels, extract_features, extract_features_with_pooled
+from .knn import DEFAULT_K_VALUES
+from .linear_probe import ProbeConfig
 from .plots import summary_figure
+from .protocols import ProtocolRun, print_summary, protocol_summaries, run_standard_protocol, run_token_protocol
 from .report import SCHEMA_VERSION, write_metrics, write_report
+from .standard import STANDARD_K_VALUES, STANDARD_KNN_TEMPERATURE, STANDARD_READOUT, SGDProbeConfig, standard_k_values
+
+PROTOCOLS = ("token", "standard")
+"""The evaluation protocols: the paper's (``token``) and the field's (``standard``)."""
 
 
 @dataclass
 class EvalOptions:
-    """Evaluation settings; the defaults are the protocol of docs/spec.md §H.1 to §H.4."""
+    """Evaluation settings; the defaults are the spec's protocol (H.1-H.4)."""
 
     k_values: tuple[int, ...] | None = None
     """The kNN sweep. ``None``: the paper's sweep (``DEFAULT_K_VALUES``, 1 to 200) without the ``k`` larger
@@ -47,6 +56,37 @@ class EvalOptions:
     feature_dtype: FeatureDtype = "fp32"
     plots: bool = True
     progress: bool = True
+    protocols: tuple[str, ...] = PROTOCOLS
+    """Which protocols to run: ``"token"`` (the paper's, on the encoder output) and/or ``"standard"`` (the
+    field's, on the encoder's ``pooled_features``)."""
+    standard_k_values: tuple[int, ...] = STANDARD_K_VALUES
+    """The standard kNN sweep (weighted vote, ``standard_knn_temperature``); ``k`` above the train set are
+    left out and listed as ``protocols.standard.knn.k_dropped``."""
+    standard_knn_temperature: float = STANDARD_KNN_TEMPERATURE
+    standard_probe_epochs: int = 100
+    standard_probe_batch_size: int = 256
+    standard_probe_lr: float = 0.3
+    standard_probe_momentum: float = 0.9
+    standard_probe_weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        protocols = tuple(self.protocols)
+        if not protocols or len(set(protocols)) != len(protocols) or not set(protocols) <= set(PROTOCOLS):
+            raise ValueError(
+                f"EvalOptions.protocols must be distinct names from {PROTOCOLS}, got {self.protocols!r}; "
+                "e.g. protocols=('token', 'standard') (hamjepa eval --protocol token standard)"
+            )
+        self.protocols = protocols
+
+    def standard_probe_config(self) -> SGDProbeConfig:
+        return SGDProbeConfig(
+            epochs=self.standard_probe_epochs,
+            batch_size=self.standard_probe_batch_size,
+            lr=self.standard_probe_lr,
+            momentum=self.standard_probe_momentum,
+            weight_decay=self.standard_probe_weight_decay,
+            seed=self.seed,
+        )
 
     def probe_config(self) -> ProbeConfig:
         return ProbeConfig(
@@ -100,17 +140,6 @@ def check_k_values(k_values: tuple[int, ...] | None, n_train: int | None) -> Non
         )
 
 
-@contextmanager
-def _stage(timing: dict[str, float], name: str, device: torch.device, verbose: bool) -> Iterator[None]:
-    t0 = time.perf_counter()
-    yield
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    timing[name] = time.perf_counter() - t0
-    if verbose:
-        print(f"[eval] {name}: {timing[name]:.2f} s", flush=True)
-
-
 def _evaluate(
     encoder: nn.Module,
     eval_data: EvalDataLike,
@@ -147,88 +176,42 @@ def _evaluate(
     check_k_values(opts.k_values, getattr(eval_data, "n_train", None))
     device = torch.device(device)
     out = Path(out_dir)
-    timing: dict[str, float] = {}
+    run = ProtocolRun(opts, device, verbose)
     t_start = time.perf_counter()
     encoder = encoder.to(device)
     num_classes = int(eval_data.num_classes)
 
-    with _stage(timing, "features", device, verbose):
+    run_standard = "standard" in opts.protocols
+    extract = extract_features_with_pooled if run_standard else extract_features
+    with run.stage("features"):
         feats = {}
         for split, fn in (("train", eval_data.train), ("test", eval_data.test)):
-            feats[split] = extract_features(
-                encoder,
-                fn,
-                eval_data.mean,
-                eval_data.std,
-                device,
-                opts.feature_dtype,
-                progress=opts.progress,
+            feats[split] = extract(
+                encoder, fn, eval_data.mean, eval_data.std, device, opts.feature_dtype, progress=opts.progress,
                 desc=f"{split} features",
-            )
-            check_labels(feats[split][1], num_classes, split)
-    (f_train, y_train), (f_test, y_test) = feats["train"], feats["test"]
+            )  # fmt: skip
+            check_labels(feats[split][-1], num_classes, split)
+    (f_train, *_, y_train), (f_test, *_, y_test) = feats["train"], feats["test"]
     if f_train.shape[1] != f_test.shape[1]:
         raise ValueError(f"train/test feature dims differ: {f_train.shape[1]} vs {f_test.shape[1]}")
-    k_values, k_dropped = resolve_k_values(opts.k_values, int(f_train.shape[0]))
-    if k_dropped and verbose:
-        print(f"[eval] kNN sweep without k = {k_dropped}: only {f_train.shape[0]} train images", flush=True)
-    r_train, r_test = readouts(f_train, split_qp), readouts(f_test, split_qp)
-    for name, transform in (extra_readouts or {}).items():
-        if name in r_train:
-            raise ValueError(f"extra readout {name!r} clashes with a built-in readout ({', '.join(r_train)})")
-        with torch.no_grad():
-            r_train[name], r_test[name] = transform(f_train).float(), transform(f_test).float()
-
-    with _stage(timing, "knn", device, verbose):
-        knn = {
-            name: knn_classify(
-                r_train[name],
-                y_train,
-                r_test[name],
-                y_test,
-                num_classes,
-                k_values=k_values,
-                weighted=opts.knn_weighted,
-                temperature=opts.knn_temperature,
-                test_chunk=opts.knn_test_chunk,
-                train_chunk=opts.knn_train_chunk,
-            )
-            for name in r_train
-        }
-    with _stage(timing, "linear_probe", device, verbose):
-        pcfg = opts.probe_config()
-        probe = train_linear_probes(r_train, y_train, r_test, y_test, num_classes, pcfg, progress=opts.progress)
-    with _stage(timing, "geometry", device, verbose):
-        geo = {
-            name: feature_geometry(
-                r_train[name],
-                r_test[name],
-                max_samples=opts.spectrum_max_samples,
-                top_q=opts.spectrum_top_q,
-                num_pairs=opts.cosine_pairs,
-                seed=opts.seed,
-            )
-            for name in r_train
-        }
-
-    blocks = {
-        name: {
-            "feature_dim": int(r_train[name].shape[1]),
-            "knn": knn[name].to_dict(),
-            "linear_probe": {
-                "epochs": pcfg.epochs,
-                "batch_size": pcfg.batch_size,
-                "lr": pcfg.lr,
-                "weight_decay": pcfg.weight_decay,
-                "seed": pcfg.seed,
-                "top1": probe.top1[name],
-                "top5": probe.top5[name],
-                "final_train_loss": probe.final_train_loss[name],
-            },
-            "geometry": geo[name].to_dict(),
-        }
-        for name in r_train
-    }
+    n_train, labels = int(f_train.shape[0]), (y_train, y_test, num_classes)
+    k_values, k_dropped, blocks = (), [], {}
+    if "token" in opts.protocols:
+        k_values, k_dropped = resolve_k_values(opts.k_values, n_train)
+        if k_dropped and verbose:
+            print(f"[eval] kNN sweep without k = {k_dropped}: only {n_train} train images", flush=True)
+        r_train, r_test = readouts(f_train, split_qp), readouts(f_test, split_qp)
+        for name, transform in (extra_readouts or {}).items():
+            if name in r_train or name == STANDARD_READOUT:
+                builtin = ", ".join([*r_train, STANDARD_READOUT])
+                raise ValueError(f"extra readout {name!r} clashes with a built-in readout ({builtin})")
+            with torch.no_grad():
+                r_train[name], r_test[name] = transform(f_train).float(), transform(f_test).float()
+        blocks = run_token_protocol(run, r_train, r_test, labels, k_values)
+    standard_blocks, standard_dropped = {}, []
+    if run_standard:
+        standard_ks, standard_dropped = standard_k_values(n_train, opts.standard_k_values)
+        standard_blocks = run_standard_protocol(run, feats["train"][1], feats["test"][1], labels, standard_ks)
     metrics: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "checkpoint": checkpoint,
@@ -236,32 +219,26 @@ def _evaluate(
         "dataset": dataset,
         "num_classes": num_classes,
         "split_qp": split_qp,
-        "n_train": int(f_train.shape[0]),
+        "n_train": n_train,
         "n_test": int(f_test.shape[0]),
         "options": {**asdict(opts), "k_values": list(k_values)},
         "knn_k_dropped": k_dropped,
+        "protocols": protocol_summaries(opts, blocks, standard_blocks, standard_dropped),
         "readouts": blocks,
-        "timing": timing,
+        "standard_readouts": standard_blocks,
+        "timing": run.timing,
     }
-    with _stage(timing, "outputs", device, verbose):
+    with run.stage("outputs"):
         if opts.plots:
-            title = dataset or ""
-            for name in blocks:
-                summary_figure(name, knn[name], geo[name], out / "plots" / f"summary_{name}.png", title=title)
-    timing["total"] = time.perf_counter() - t_start
+            for stem, title, knn, geo in run.figures:
+                path = out / "plots" / f"summary_{stem}.png"
+                summary_figure(stem, knn, geo, path, title=f"{dataset} - {title}" if dataset else title)
+    run.timing["total"] = time.perf_counter() - t_start
     write_metrics(metrics, out / "metrics.json")
     write_report(metrics, out / "report.md")
     if verbose:
-        for name, b in blocks.items():
-            nn20 = b["knn"]["nn20"]
-            print(
-                f"[eval] {name}: NN@20 {'-' if nn20 is None else f'{100 * nn20:.2f}'}% | "
-                f"best {100 * b['knn']['best_top1']:.2f}% @k={b['knn']['best_k']} | "
-                f"linear {100 * b['linear_probe']['top1']:.2f}% | "
-                f"erank {b['geometry']['spectrum']['effective_rank']:.1f}",
-                flush=True,
-            )
-        print(f"[eval] total: {timing['total']:.2f} s; wrote {out / 'metrics.json'}", flush=True)
+        print_summary(metrics)
+        print(f"[eval] total: {run.timing['total']:.2f} s; wrote {out / 'metrics.json'}", flush=True)
     return metrics
 
 

@@ -74,19 +74,25 @@ def summary_figure(readout: str, knn: KNNResult, geometry: Geometry, path: Path,
 
 
 def compare_figure(curves: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Overlay of kNN sweeps and spectra; each curve: {label, k_values, top1, eigenvalues}."""
+    """Overlay of kNN sweeps and spectra; each curve: {label, k_values, top1, eigenvalues[, protocol]}.
+
+    Standard-protocol curves are dashed, token-protocol curves solid; every label names its protocol.
+    """
     plt = _pyplot()
     fig, (ax_knn, ax_spec) = plt.subplots(1, 2, figsize=(13, 5))
     for c in curves:
-        ax_knn.plot(c["k_values"], [100 * a for a in c["top1"]], "o-", label=c["label"])
-        ax_spec.semilogy(range(1, len(c["eigenvalues"]) + 1), c["eigenvalues"], "-", label=c["label"])
+        dashed = c.get("protocol") == "standard"
+        ax_knn.plot(c["k_values"], [100 * a for a in c["top1"]], "s--" if dashed else "o-", label=c["label"])
+        ax_spec.semilogy(
+            range(1, len(c["eigenvalues"]) + 1), c["eigenvalues"], "--" if dashed else "-", label=c["label"]
+        )
     ax_knn.set_xscale("log")
     ks = sorted({k for c in curves for k in c["k_values"]})
     ax_knn.set_xticks(ks, [str(k) for k in ks])
     ax_knn.minorticks_off()
     ax_knn.set_xlabel("k (neighbours)")
     ax_knn.set_ylabel("kNN top-1 (%)")
-    ax_knn.set_title("kNN sweep")
+    ax_knn.set_title("kNN sweep (token protocol solid, standard protocol dashed)")
     ax_knn.grid(True, alpha=0.3)
     ax_knn.legend(fontsize="small")
     ax_spec.set_xlabel("index i")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hamjepa.evaluation.report import PROTOCOL_TITLES, protocol_blocks, protocol_setting
 from hamjepa.inference.model import HamjepaModel
 
 __all__ = ["render_model_card", "torchvision_snippet"]
@@ -66,17 +67,25 @@ def _readout_table(metrics: dict[str, Any] | None) -> list[str]:
     lines = [
         f"Frozen-feature evaluation on **{metrics.get('dataset')}** ({metrics.get('num_classes')} classes, "
         f"{metrics.get('n_train')} train / {metrics.get('n_test')} test images; `metrics.json` has everything).",
-        "",
-        "| readout | dim | kNN NN@20 top-1 (%) | best kNN top-1 (%) (k) | linear probe top-1 (%) | effective rank |",
-        "|---|---|---|---|---|---|",
     ]
-    for name, block in metrics.get("readouts", {}).items():
-        knn, probe = block["knn"], block["linear_probe"]
-        erank = block["geometry"]["spectrum"]["effective_rank"]
-        lines.append(
-            f"| `{name}` | {block['feature_dim']} | {_pct(knn['nn20'])} | {_pct(knn['best_top1'])} "
-            f"({knn['best_k']}) | {_pct(probe['top1'])} | {erank:.1f} |"
-        )
+    blocks = protocol_blocks(metrics) if "readouts" in metrics else []
+    for protocol in dict.fromkeys(p for p, _, _ in blocks):  # one table per protocol: never mixed in a column
+        mine = [(name, block) for p, name, block in blocks if p == protocol]
+        lines += [
+            "",
+            f"{PROTOCOL_TITLES.get(protocol, protocol)} ({protocol_setting(protocol, mine[0][1])}):",
+            "",
+            f"| readout | dim | {protocol} kNN@20 top-1 (%) | {protocol} best kNN top-1 (%) (k) | "
+            f"{protocol} linear probe top-1 (%) | effective rank |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, block in mine:
+            knn, probe = block["knn"], block["linear_probe"]
+            erank = block["geometry"]["spectrum"]["effective_rank"]
+            lines.append(
+                f"| `{name}` | {block['feature_dim']} | {_pct(knn['nn20'])} | {_pct(knn['best_top1'])} "
+                f"({knn['best_k']}) | {_pct(probe['top1'])} | {erank:.1f} |"
+            )
     return lines
 
 

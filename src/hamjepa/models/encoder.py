@@ -11,6 +11,10 @@
 
 An optional MLP projector (Linear(D, 2048) -> BatchNorm1d -> ReLU -> Linear(2048, 2048)) may follow; the
 phase split requires the identity projector (docs/spec.md §B.4).
+
+``pooled_features`` gives the field's standard frozen feature (the global average of the backbone's last
+feature map, before any head or projector) for the standard evaluation protocol (docs/EVALUATION.md);
+``forward_with_pooled`` returns both from one backbone pass.
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ _PROJECTORS = ("identity", "mlp")
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _global_average(feature_map: Tensor) -> Tensor:
+    """``[N, C, h, w] -> [N, C]``: the mean over the spatial grid (torchvision ResNet's ``avgpool`` + flatten)."""
+    return torch.flatten(nn.functional.adaptive_avg_pool2d(feature_map, 1), 1)
 
 
 def _halve(size: int) -> int:
@@ -219,17 +228,41 @@ class TokenEncoder(nn.Module):
         ``[N, 3, H, W] -> [N, token_dim, h, w]``."""
         if self.mode != "tokens":
             raise ValueError("TokenEncoder.token_map: only defined for mode='tokens'")
-        return self.token_norm(self.token_proj(self.token_pool(self.backbone_features(x))))
+        return self._token_head(self.backbone_features(x))
+
+    def _token_head(self, feature_map: Tensor) -> Tensor:
+        return self.token_norm(self.token_proj(self.token_pool(feature_map)))
+
+    def pooled_features(self, x: Tensor) -> Tensor:
+        """The field's standard frozen feature: ``[N, 3, H, W] -> [N, C]``.
+
+        The global average of the last feature map the backbone computes, before the token head, the global
+        head and any projector: layer3 (256-d) for a layer3-token encoder, whose later stage was never built
+        nor trained; layer4 (512-d) for a layer4-token or a global-mode encoder.
+        """
+        return _global_average(self.backbone_features(self._checked_images(x)))
+
+    def forward_with_pooled(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(forward(x), pooled_features(x))`` from one pass through the backbone."""
+        feature_map = self.backbone_features(self._checked_images(x))
+        return self._embed(feature_map), _global_average(feature_map)
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode images ``x [N, 3, H, W]`` (any memory format) into ``z [N, D]``."""
+        return self._embed(self.backbone_features(self._checked_images(x)))
+
+    @staticmethod
+    def _checked_images(x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"TokenEncoder: expected images of shape [N, 3, H, W], got {tuple(x.shape)}")
+        return x
+
+    def _embed(self, feature_map: Tensor) -> Tensor:
+        """The backbone's feature map ``[N, C, h', w']`` -> ``z [N, D]`` (token or global head, projector)."""
         if self.mode == "tokens":
-            z = flatten_tokens(self.token_map(x), split_qp=self.split_qp)
+            z = flatten_tokens(self._token_head(feature_map), split_qp=self.split_qp)
         else:
-            feats = torch.flatten(nn.functional.adaptive_avg_pool2d(self.backbone_features(x), 1), 1)
-            z = self.head(feats)
+            z = self.head(_global_average(feature_map))
         if self._projector_in_dim is not None and z.shape[-1] != self._projector_in_dim:
             raise ValueError(
                 f"TokenEncoder: the MLP projector was built for input width {self._projector_in_dim} "
