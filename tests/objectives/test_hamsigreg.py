@@ -1,5 +1,6 @@
 """HamSIGReg (spec E.4): the metric square roots against dense float64 matrices, the learnable spectrum,
-the H-optimiser schedule and its exact resume."""
+and its H step as the engine runs it (:class:`~hamjepa.engine.auxiliary.AuxiliaryOptimizer`): interval, modes,
+clipping and exact resume."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.objectives import HamMetric, HamSIGRegObjective, LeJEPAObjective, get_objective_class
 from hamjepa.objectives.ham_metric import TokenLayout
 
@@ -161,7 +163,8 @@ def test_identity_metric_equals_sigreg_exactly() -> None:
     out.loss.backward()
     out_ref.loss.backward()
     assert torch.equal(z1.grad, z2.grad)
-    assert ham.h_optimizer is None and list(ham.parameters()) == []
+    assert ham.auxiliary_groups() == [] and list(ham.parameters()) == []
+    assert not AuxiliaryOptimizer(ham).active
 
 
 def test_sigreg_is_taken_in_ham_coordinates() -> None:
@@ -191,24 +194,33 @@ def test_raw_spectrum_is_not_trained_by_the_returned_loss() -> None:
     assert all(p.grad is None for p in obj.metric.raw_parameters())
 
 
-def test_h_optimizer_steps_only_at_its_interval() -> None:
+def _train_steps(obj: HamSIGRegObjective, aux: AuxiliaryOptimizer, steps: range) -> list[torch.Tensor]:
+    """The engine's order of spec-E.4 training calls: the H step on the batch, then the objective's loss."""
+    losses = []
+    for step in steps:
+        z = _batch(step)
+        aux.step(z, step)
+        losses.append(obj(z, step=step).loss)
+    return losses
+
+
+def test_the_engine_steps_the_spectrum_only_at_its_interval() -> None:
     obj = _learnable(h_update_interval=3)
+    aux = AuxiliaryOptimizer(obj)
+    (group,) = aux.optimizer.param_groups
+    assert group["name"] == "metric" and group["lr"] == 0.05 and group["weight_decay"] == 0.0
+    assert [id(p) for p in group["params"]] == [id(p) for p in obj.metric.raw_parameters()]
     before = [p.clone() for p in obj.metric.raw_parameters()]
     changed = []
     for step in range(8):
-        obj(_batch(step), step=step)
+        _train_steps(obj, aux, range(step, step + 1))
         now = [p.clone() for p in obj.metric.raw_parameters()]
         changed.append(any(not torch.equal(a, b) for a, b in zip(before, now, strict=True)))
         before = now
     assert changed == [s % 3 == 0 for s in range(8)]
-    assert obj.h_updates == 3
-    obj(_batch(6), step=6)  # the same step again: no second update
-    assert obj.h_updates == 3
-    obj.eval()
-    obj(_batch(9), step=9)
-    with torch.no_grad():
-        obj.train()(_batch(12), step=12)
-    assert obj.h_updates == 3
+    assert all(not p.requires_grad and p.grad is None for p in obj.metric.raw_parameters())
+    state = aux.state_dict()["state"]
+    assert [float(state[i]["step"]) for i in (0, 1)] == [3.0, 3.0]
 
 
 def test_h_mode_min_descends_and_max_ascends_sigreg() -> None:
@@ -217,7 +229,7 @@ def test_h_mode_min_descends_and_max_ascends_sigreg() -> None:
     for mode in ("min", "max"):
         obj = _learnable(h_mode=mode, smooth_weight=0.0, delta_weight=0.0, h_lr=0.05)
         before = float(obj.spectrum_objective(z, 0, obj.metric.raw_parameters()))
-        obj.update_spectrum(z, 0)
+        assert AuxiliaryOptimizer(obj).step(z, 0)
         sig[mode] = (before, float(obj.spectrum_objective(z, 0, obj.metric.raw_parameters())))
     assert sig["min"][1] < sig["min"][0]
     # in max mode the objective is -lambda*SIGReg: it decreases, i.e. SIGReg increases
@@ -231,11 +243,10 @@ def test_h_grad_clip_bounds_the_update() -> None:
     leaves = [p.detach().clone().requires_grad_(True) for p in obj.metric.raw_parameters()]
     grads = torch.autograd.grad(obj.spectrum_objective(z, 0, leaves), leaves)
     assert torch.cat([g.reshape(-1) for g in grads]).norm() > 1e-4
-    obj.update_spectrum(z, 0)
-    state = obj.h_optimizer.state[obj.metric.raw_increments]
-    moments = torch.cat(
-        [state["exp_avg"].reshape(-1), obj.h_optimizer.state[obj.metric.raw_span]["exp_avg"].reshape(-1)]
-    )
+    aux = AuxiliaryOptimizer(obj)
+    aux.step(z, 0)
+    state = aux.optimizer.state
+    moments = torch.cat([state[p]["exp_avg"].reshape(-1) for p in obj.metric.raw_parameters()])
     assert float(moments.norm()) <= 0.1 * 1e-6 * (1 + 1e-5)  # (1 - beta1) * clipped gradient
 
 
@@ -248,19 +259,19 @@ def _roundtrip(state: dict) -> dict:
 
 def test_h_optimizer_state_resumes_exactly() -> None:
     a = _learnable(h_update_interval=2)
-    for step in range(5):
-        a(_batch(step), step=step)
-    saved = _roundtrip(a.state_dict())
+    aux_a = AuxiliaryOptimizer(a)
+    _train_steps(a, aux_a, range(5))
+    saved, saved_aux = _roundtrip(a.state_dict()), _roundtrip(aux_a.state_dict())
     b = _learnable(h_update_interval=2)
     b.load_state_dict(saved)
-    assert b.h_updates == a.h_updates == 3 and b.last_h_step == 4
+    aux_b = AuxiliaryOptimizer(b)
+    aux_b.load_state_dict(saved_aux)
     stale = _learnable(h_update_interval=2)  # same spectrum, fresh AdamW moments
-    stale_state = dict(saved)
-    stale_state["_extra_state"] = {**stale.get_extra_state(), "h_updates": 3, "last_h_step": 4}
-    stale.load_state_dict(stale_state)
-    for step in range(5, 9):
-        la, lb, _ = (o(_batch(step), step=step).loss for o in (a, b, stale))
+    stale.load_state_dict(saved)
+    aux_stale = AuxiliaryOptimizer(stale)
+    for la, lb in zip(_train_steps(a, aux_a, range(5, 9)), _train_steps(b, aux_b, range(5, 9)), strict=True):
         assert torch.equal(la, lb)
+    _train_steps(stale, aux_stale, range(5, 9))
     for pa, pb, ps in zip(
         a.metric.raw_parameters(), b.metric.raw_parameters(), stale.metric.raw_parameters(), strict=True
     ):

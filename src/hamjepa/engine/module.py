@@ -66,6 +66,9 @@ class JEPAModule(nn.Module):
         self.amp_dtype = amp_dtype
         self.input_dtype = input_dtype
         self.encode: nn.Module | Callable[[Tensor], Tensor] = encoder  # replaced by a compiled wrapper if asked
+        self.auxiliary_step: Callable[[Tensor, int], object] | None = None
+        """Set by the engine: the update of the objective's auxiliary parameters, run on the embeddings
+        (detached) before the objective's loss is formed (:class:`~hamjepa.engine.auxiliary.AuxiliaryOptimizer`)."""
 
     def embed(self, views: Tensor | list[Tensor]) -> Tensor:
         """``[V, B, 3, S, S]`` -> ``z: [V, B, D]``."""
@@ -74,5 +77,8 @@ class JEPAModule(nn.Module):
         )
 
     def forward(self, views: Tensor | list[Tensor], step: int, z_target: Tensor | None = None):
-        """Embed the views and evaluate the objective."""
-        return self.objective(self.embed(views), step=step, z_target=z_target)
+        """Embed the views, step the objective's auxiliary parameters if any (training only), evaluate the objective."""
+        z = self.embed(views)
+        if self.auxiliary_step is not None and self.training:
+            self.auxiliary_step(z.detach(), step)
+        return self.objective(z, step=step, z_target=z_target)

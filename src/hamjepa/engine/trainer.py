@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from hamjepa import distributed as hdist
 from hamjepa.config import Config
 from hamjepa.data.from_config import train_stream_from_config
+from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.engine.callbacks import Callback
 from hamjepa.engine.checkpoint import save_checkpoint
@@ -141,6 +142,9 @@ class Trainer:
         self.stream = train_stream_from_config(cfg, device=self.device, rank=self.rank, world_size=self.world_size)
         self.steps_per_epoch = self.stream.steps_per_epoch
         self.optimizer, self.clip_params = build_optimizer(cfg.optim, self.module, self.objective, self.device)
+        self.auxiliary = AuxiliaryOptimizer(self.objective)
+        if self.auxiliary.active:
+            self.module.auxiliary_step = self.auxiliary.step
         self.scheduler = build_scheduler(
             cfg.optim, self.optimizer, epochs=cfg.train.epochs, steps_per_epoch=self.steps_per_epoch
         )
@@ -305,7 +309,13 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------
     def _parts(self) -> TrainingParts:
         return TrainingParts(
-            self.encoder, self.objective, self.target_encoder, self.optimizer, self.scheduler, self.stream
+            self.encoder,
+            self.objective,
+            self.target_encoder,
+            self.optimizer,
+            self.scheduler,
+            self.stream,
+            self.auxiliary,
         )
 
     def save(self, *, epoch_complete: bool) -> Path | None:

@@ -5,20 +5,18 @@ so the regulariser's target is ``z ~ N(0, H^{-1})`` instead of ``N(0, I)``. ``H`
 :class:`~hamjepa.objectives.ham_metric.HamMetric` (identity, diag, chain, grid or learnable spectrum).
 
 Learnable spectrum (``metric='learnable'``). The raw spectrum parameters are *not* trained by the
-returned loss (they do not require gradients, so the engine's optimiser and DDP ignore them, and the
-encoder's loss sees ``H`` as a constant). The objective owns a separate AdamW (lr ``h_lr``, no weight
-decay) that, on training calls with ``step % h_update_interval == 0``, takes one step on the current batch
-(``z`` detached), before the loss is formed:
+returned loss (they do not require gradients, so the encoder's loss sees ``H`` as a constant). They are
+auxiliary parameters (:meth:`auxiliary_groups`): the engine owns their AdamW (lr ``h_lr``, no weight decay),
+saves it in the checkpoint, and on training steps with ``step % h_update_interval == 0`` back-propagates
+:meth:`auxiliary_loss` on the step's embeddings (detached) into them, before the loss is formed:
 
 * ``h_mode='min'``: minimise ``lambda * SIGReg(H_phi^{1/2} z) + spectral penalty``;
 * ``h_mode='max'`` (adversarial): maximise ``lambda * SIGReg`` while still minimising the spectral penalty
   (``- lambda * SIGReg + penalty``) [I: the spec's "maximising" is read as ascending the SIGReg part only].
 
-``h_grad_clip`` clips the norm of that gradient. Under DDP the H-gradient is averaged over ranks (the
+``h_grad_clip`` clips the norm of that gradient. Under DDP the engine averages the H-gradient over ranks (the
 SIGReg statistics are all-reduced as in :class:`~hamjepa.objectives.sigreg.SIGReg`), so every rank takes
-the same step and the spectra stay identical. A repeated call at the same step does not update twice.
-The H-optimiser state and the update counter are part of the objective's ``state_dict`` (extra state of
-tensors and plain types, loadable with ``weights_only=True``), so a resumed run continues exactly.
+the same step and the spectra stay identical.
 
 Epoch ramps: with ``alpha_ramp_epochs = E > 0`` the profile weight is ``alpha * min(1, epoch / E)`` after
 :meth:`on_epoch_start` (likewise ``beta``); before any epoch hook the full values are used. The epoch is
@@ -36,9 +34,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from hamjepa.distributed import all_reduce_sum, get_world_size
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import ObjectiveOutput
+from hamjepa.objectives.base import AuxiliaryGroup, ObjectiveOutput
 from hamjepa.objectives.ham_metric import Gauge, HamMetric, MetricKind
 from hamjepa.objectives.lejepa import Combination, LeJEPAObjective
 from hamjepa.objectives.registry import register_objective
@@ -78,7 +75,7 @@ class HamSIGRegObjective(LeJEPAObjective):
         alpha_ramp_epochs, beta_ramp_epochs: linear epoch ramps of ``alpha`` / ``beta`` (0 = none).
     """
 
-    # The H-optimiser steps on the host inside ``forward`` (at its interval): not one static graph.
+    # The engine's H step (auxiliary parameters) runs eagerly around the step: not one static graph.
     supports_compiled_step: ClassVar[bool] = False
 
     def __init__(
@@ -163,11 +160,8 @@ class HamSIGRegObjective(LeJEPAObjective):
         self.h_grad_clip = h_grad_clip
         self.alpha_ramp_epochs = alpha_ramp_epochs
         self.beta_ramp_epochs = beta_ramp_epochs
+        self.h_lr = float(h_lr)
         self.epoch: int | None = None
-        self.h_updates = 0
-        self.last_h_step = -1
-        raw = self.metric.raw_parameters()
-        self.h_optimizer = torch.optim.AdamW(raw, lr=h_lr, weight_decay=0.0) if raw else None
 
     # ------------------------------------------------------------------ schedule and state
     def on_epoch_start(self, epoch: int) -> None:
@@ -183,22 +177,27 @@ class HamSIGRegObjective(LeJEPAObjective):
         )
 
     def get_extra_state(self) -> dict[str, Any]:
-        """H-optimiser state, update counters and the ramp epoch (tensors and plain types only)."""
-        return {
-            "h_optimizer": None if self.h_optimizer is None else self.h_optimizer.state_dict(),
-            "h_updates": self.h_updates,
-            "last_h_step": self.last_h_step,
-            "epoch": self.epoch,
-        }
+        """The ramp epoch (the spectrum's optimiser state is the engine's, saved with the run)."""
+        return {"epoch": self.epoch}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        if (state.get("h_optimizer") is None) != (self.h_optimizer is None):
-            raise ValueError("HamSIGReg state: the checkpoint's metric kind differs (learnable vs fixed spectrum)")
-        if self.h_optimizer is not None:
-            self.h_optimizer.load_state_dict(state["h_optimizer"])
-        self.h_updates = int(state["h_updates"])
-        self.last_h_step = int(state["last_h_step"])
         self.epoch = None if state.get("epoch") is None else int(state["epoch"])
+
+    def auxiliary_groups(self) -> list[AuxiliaryGroup]:
+        """The learnable spectrum's raw parameters with their AdamW settings (none for fixed metrics)."""
+        raw = self.metric.raw_parameters()
+        if not raw:
+            return []
+        return [
+            AuxiliaryGroup(
+                "metric",
+                tuple(raw),
+                lr=self.h_lr,
+                weight_decay=0.0,
+                update_interval=self.h_update_interval,
+                grad_clip=self.h_grad_clip,
+            )
+        ]
 
     # ------------------------------------------------------------------ maths
     def log_spectrum(self) -> Tensor:
@@ -224,41 +223,15 @@ class HamSIGRegObjective(LeJEPAObjective):
         penalty = self.metric.spectral_penalty(raw, alpha=alpha, beta=beta, **self.penalty_kwargs)
         return sign * self.lambda_reg * sig + penalty
 
-    def update_spectrum(self, z: Tensor, step: int) -> None:
-        """One H-optimiser step on the batch ``z [V, B, D]`` (detached inside)."""
-        assert self.h_optimizer is not None
-        params = self.metric.raw_parameters()
-        with torch.enable_grad():
-            leaves = [p.detach().clone().requires_grad_(True) for p in params]
-            grads = torch.autograd.grad(self.spectrum_objective(upcast(z.detach()), step, leaves), leaves)
-        with torch.no_grad():
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            # Each rank's gradient is world_size x its share (see objectives.base); the mean is the global one.
-            flat = all_reduce_sum(flat) / get_world_size()
-            if self.h_grad_clip is not None:
-                flat = flat * torch.clamp(self.h_grad_clip / (flat.norm() + 1e-12), max=1.0)
-            offset = 0
-            for p in params:
-                p.grad = flat[offset : offset + p.numel()].reshape(p.shape).to(p.dtype)
-                offset += p.numel()
-        self.h_optimizer.step()
-        for p in params:
-            p.grad = None
-        self.h_updates += 1
-        self.last_h_step = step
+    def auxiliary_loss(self, z: Tensor, step: int) -> Tensor:
+        """What the engine's H step minimises on the step's embeddings ``z [V, B, D]``
+        (:meth:`spectrum_objective`)."""
+        return self.spectrum_objective(upcast(z), step, self.metric.raw_parameters())
 
     def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
         """Args: z ``[V, B, D]``; step: training step (seeds SIGReg, schedules the H-updates)."""
         self.check_no_target(z_target, type(self).__name__)
         self.check_views(z)
-        if (
-            self.h_optimizer is not None
-            and self.training
-            and torch.is_grad_enabled()
-            and step % self.h_update_interval == 0
-            and step != self.last_h_step
-        ):
-            self.update_spectrum(z, step)
         inv = self.invariance_loss(z)
         log_lam = self.log_spectrum()
         sig = self.sigreg(self.metric.apply_sqrt(upcast(z), log_lam), step=step)
