@@ -4,6 +4,7 @@ checkpoint, and a resumed run continues bitwise."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -13,8 +14,12 @@ from tests.engine.helpers import tiny_config, write_tiny_cifar
 from torch import nn
 
 from hamjepa.engine.auxiliary import AuxiliaryOptimizer
+from hamjepa.engine.module import JEPAModule
+from hamjepa.engine.schedule import WarmupCosineSchedule
+from hamjepa.engine.step import TrainStep
 from hamjepa.engine.trainer import Trainer
 from hamjepa.errors import CheckpointError
+from hamjepa.objectives import HamSIGRegObjective
 from hamjepa.objectives.base import AuxiliaryGroup, Objective
 
 STEPS = 4
@@ -95,3 +100,47 @@ def test_hamsigreg_resume_is_bitwise_and_the_engine_owns_the_h_optimiser(tmp_pat
     torch.save(saved, tmp_path / "resumed" / "checkpoints" / "last.pt")
     with pytest.raises(CheckpointError, match="auxiliary optimiser"):
         _trainer(data, tmp_path / "resumed", STEPS, resume=True).load()
+
+
+def _toy_step(objective: HamSIGRegObjective):
+    """A float64 TrainStep on a linear encoder of 4x4 images into the objective's 32 dims."""
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 32)).double()
+    module = JEPAModule(encoder, objective, channels_last=False, amp_dtype=None)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-2, foreach=False)
+    for group in optimizer.param_groups:
+        group["base_lr"] = group["lr"]
+    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=0, total_steps=10, floor_lr=0.0)
+    aux = AuxiliaryOptimizer(objective, default_lr=0.05)
+    step = TrainStep(module, module, optimizer, scheduler, clip_params=[], clip_grad_norm=None, auxiliary=aux)
+    return step, encoder, aux
+
+
+def test_h_is_stepped_after_the_encoder_with_fresh_directions() -> None:
+    """Spec E.4.1's order in float64: the step's loss uses the H it started with; then the encoder steps; then H
+    takes one AdamW step on the same (pre-update) embeddings, with the H step's own directions."""
+
+    def objective() -> HamSIGRegObjective:
+        kw = {"metric": "learnable", "token_channels": 2, "num_slices": 8, "num_bins": 4, "init_span": 0.05}
+        return HamSIGRegObjective(32, alpha=3.0, **kw).double()
+
+    views = torch.rand(2, 6, 3, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    train_step, encoder, _ = _toy_step(objective())
+    ref_obj = objective()
+    ref_encoder = copy.deepcopy(encoder)
+    z0 = ref_encoder(views.reshape(12, 3, 4, 4)).reshape(2, 6, 32).detach()
+
+    out = train_step(views, 0)
+    assert torch.equal(out.loss, ref_obj(z0, step=0).loss)  # H frozen at its start during the encoder step
+    assert not torch.equal(encoder[1].weight, ref_encoder[1].weight)  # the encoder stepped
+    ref_aux = AuxiliaryOptimizer(ref_obj, default_lr=0.05)
+    assert ref_aux.step(z0, 0)  # H's step on the pre-update embeddings
+    for p, q in zip(train_step.module.objective.metric.raw_parameters(), ref_obj.metric.raw_parameters(), strict=True):
+        assert torch.equal(p, q)
+    # ... with the fresh directions: the encoder step's directions would have given another spectrum
+    same_dirs = objective()
+    same_dirs.h_sigreg = same_dirs.sigreg
+    AuxiliaryOptimizer(same_dirs, default_lr=0.05).step(z0, 0)
+    assert not torch.equal(same_dirs.metric.raw_span, ref_obj.metric.raw_span)
+    # the old order (H first, then the loss) gives another loss at step 0
+    assert not torch.equal(out.loss, ref_obj(z0, step=0).loss)

@@ -24,7 +24,15 @@ def _batch(step: int) -> torch.Tensor:
 def _compute(rank: int, world: int) -> dict[str, torch.Tensor]:
     shard = B // world
     obj = HamSIGRegObjective(
-        D, metric="learnable", token_channels=2, split_qp=True, num_slices=8, num_bins=4, h_lr=0.05, alpha=3.0
+        D,
+        metric="learnable",
+        token_channels=2,
+        split_qp=True,
+        num_slices=8,
+        num_bins=4,
+        h_lr=0.05,
+        alpha=3.0,
+        init_span=0.05,  # not the flat start: a visible H-gradient
     )
     aux = AuxiliaryOptimizer(obj)  # the engine's H step
     out: dict[str, torch.Tensor] = {}

@@ -2,8 +2,9 @@
 
 An objective such as HamSIGReg trains a few parameters (its learnable spectrum) on a loss of their own
 (:meth:`Objective.auxiliary_loss`) instead of the encoder's. The objective only declares them; the engine
-builds their ``torch.optim.AdamW`` here, steps it on the training steps where a group is due, and saves and
-restores its state with the checkpoint (key ``auxiliary_optimizer``), so a resumed run continues exactly.
+builds their ``torch.optim.AdamW`` here, steps it after the encoder's optimiser step on the training steps
+where a group is due (:class:`~hamjepa.engine.step.TrainStep`), and saves and restores its state with the
+checkpoint (key ``auxiliary_optimizer``), so a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ class AuxiliaryOptimizer:
 
     Args:
         objective: the run's objective (unwrapped).
+        default_lr: the learning rate of groups that declare ``lr=None`` (the run's ``optim.lr``).
 
     Raises:
         ValueError: a group is empty, has a parameter that requires gradients, or a bad interval / clip.
     """
 
-    def __init__(self, objective: nn.Module) -> None:
+    def __init__(self, objective: nn.Module, default_lr: float = 1e-3) -> None:
         self.objective = objective
         groups = objective.auxiliary_groups() if isinstance(objective, Objective) else []
         for group in groups:
@@ -39,7 +41,7 @@ class AuxiliaryOptimizer:
                 [
                     {
                         "params": list(g.params),
-                        "lr": g.lr,
+                        "lr": default_lr if g.lr is None else g.lr,
                         "betas": g.betas,
                         "eps": g.eps,
                         "weight_decay": g.weight_decay,

@@ -103,11 +103,6 @@ class CompiledTrainStep:
                 "train: train.step=compiled needs views of one size (static shapes), but the augmentation "
                 f"makes views of sizes {[g.size for g in augment.groups]}; use train.step=eager."
             )
-        if module.auxiliary_step is not None:
-            raise CompiledStepError(
-                "train: train.step=compiled does not step an objective's auxiliary parameters (e.g. HamSIGReg's "
-                "learnable spectrum); use train.step=eager."
-            )
         if not isinstance(optimizer, torch.optim.AdamW):
             raise CompiledStepError("train: train.step=compiled needs the AdamW optimiser; use train.step=eager.")
         self.module = module

@@ -66,9 +66,6 @@ class JEPAModule(nn.Module):
         self.amp_dtype = amp_dtype
         self.input_dtype = input_dtype
         self.encode: nn.Module | Callable[[Tensor], Tensor] = encoder  # replaced by a compiled wrapper if asked
-        self.auxiliary_step: Callable[[Tensor, int], object] | None = None
-        """Set by the engine: the update of the objective's auxiliary parameters, run on the embeddings
-        (detached) before the objective's loss is formed (:class:`~hamjepa.engine.auxiliary.AuxiliaryOptimizer`)."""
 
     def embed(self, views: Tensor | list[Tensor]) -> Tensor:
         """``[V, B, 3, S, S]`` -> ``z: [V, B, D]``."""
@@ -76,9 +73,16 @@ class JEPAModule(nn.Module):
             self.encode, views, channels_last=self.channels_last, amp_dtype=self.amp_dtype, input_dtype=self.input_dtype
         )
 
-    def forward(self, views: Tensor | list[Tensor], step: int, z_target: Tensor | None = None):
-        """Embed the views, step the objective's auxiliary parameters if any (training only), evaluate the objective."""
+    def forward(
+        self,
+        views: Tensor | list[Tensor],
+        step: int,
+        z_target: Tensor | None = None,
+        *,
+        return_embeddings: bool = False,
+    ):
+        """Embed the views and evaluate the objective; with ``return_embeddings`` also the embeddings, detached
+        (``(output, z)``: the engine's auxiliary step uses them after the encoder's update)."""
         z = self.embed(views)
-        if self.auxiliary_step is not None and self.training:
-            self.auxiliary_step(z.detach(), step)
-        return self.objective(z, step=step, z_target=z_target)
+        out = self.objective(z, step=step, z_target=z_target)
+        return (out, z.detach()) if return_embeddings else out

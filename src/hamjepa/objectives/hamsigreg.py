@@ -4,19 +4,28 @@
 so the regulariser's target is ``z ~ N(0, H^{-1})`` instead of ``N(0, I)``. ``H`` is a
 :class:`~hamjepa.objectives.ham_metric.HamMetric` (identity, diag, chain, grid or learnable spectrum).
 
-Learnable spectrum (``metric='learnable'``). The raw spectrum parameters are *not* trained by the
-returned loss (they do not require gradients, so the encoder's loss sees ``H`` as a constant). They are
-auxiliary parameters (:meth:`auxiliary_groups`): the engine owns their AdamW (lr ``h_lr``, no weight decay),
-saves it in the checkpoint, and on training steps with ``step % h_update_interval == 0`` back-propagates
-:meth:`auxiliary_loss` on the step's embeddings (detached) into them, before the loss is formed:
+Learnable spectrum (``metric='learnable'``), as the reference code runs it (spec E.4.1). The raw spectrum
+parameters are *not* trained by the returned loss (they do not require gradients, so the encoder's loss sees
+``H`` as a constant). They are auxiliary parameters (:meth:`auxiliary_groups`): the engine owns their AdamW
+(lr ``h_lr``, by default the run's ``optim.lr``; no weight decay; no schedule), saves it in the checkpoint, and
+**after** the encoder's optimiser step, on training steps with ``step % h_update_interval == 0``,
+back-propagates :meth:`auxiliary_loss` on the same step's embeddings (detached) into them. That loss evaluates
+SIGReg **again with a fresh draw of directions** (a direction stream of its own, independent of the encoder
+step's):
 
-* ``h_mode='min'``: minimise ``lambda * SIGReg(H_phi^{1/2} z) + spectral penalty``;
-* ``h_mode='max'`` (adversarial): maximise ``lambda * SIGReg`` while still minimising the spectral penalty
-  (``- lambda * SIGReg + penalty``) [I: the spec's "maximising" is read as ascending the SIGReg part only].
+* ``h_mode='min'``: minimise ``lambda * SIGReg(H_phi^{1/2} z) + spectral_weight * penalty``;
+* ``h_mode='max'`` (adversarial): ``- lambda * SIGReg + spectral_weight * penalty``.
 
-``h_grad_clip`` clips the norm of that gradient. Under DDP the engine averages the H-gradient over ranks (the
-SIGReg statistics are all-reduced as in :class:`~hamjepa.objectives.sigreg.SIGReg`), so every rank takes
-the same step and the spectra stay identical.
+``spectral_weight`` defaults to 0 as in the reference (the penalty is then only logged); it also adds the
+(encoder-constant) penalty to the logged ``total``. ``h_grad_clip`` clips the norm of the H-gradient. Under DDP
+the engine averages it over ranks (the SIGReg statistics are all-reduced as in
+:class:`~hamjepa.objectives.sigreg.SIGReg`), so every rank takes the same step and the spectra stay identical.
+H is not updated while the (ramped) ``alpha`` is 0 (the spectrum does not depend on it then).
+
+Departures kept one key away [D]: ``cond_max`` adds a condition-number hinge *with* a gradient to the
+penalty (the reference computes its hinge without gradient, so it never acts); ``init_span=0.05`` restores
+the start of versions before spec E.4.1 (span 0.05 instead of a flat profile); ``spectral_weight=1`` the
+penalty they always used in the H step.
 
 Epoch ramps: with ``alpha_ramp_epochs = E > 0`` the profile weight is ``alpha * min(1, epoch / E)`` after
 :meth:`on_epoch_start` (likewise ``beta``); before any epoch hook the full values are used. The epoch is
@@ -39,7 +48,11 @@ from hamjepa.objectives.base import AuxiliaryGroup, ObjectiveOutput
 from hamjepa.objectives.ham_metric import Gauge, HamMetric, MetricKind
 from hamjepa.objectives.lejepa import Combination, LeJEPAObjective
 from hamjepa.objectives.registry import register_objective
-from hamjepa.objectives.sigreg import SIGRegWeight
+from hamjepa.objectives.sigreg import SIGReg, SIGRegWeight
+from hamjepa.seeding import mix_seed
+
+H_DIRECTION_STREAM = 1
+"""Salt of the seed of the H step's SIGReg directions: a fresh draw, independent of the encoder step's."""
 
 HMode = Literal["min", "max"]
 H_MODES: tuple[str, ...] = ("min", "max")
@@ -64,11 +77,13 @@ class HamSIGRegObjective(LeJEPAObjective):
         metric: ``identity`` | ``diag`` | ``chain`` | ``grid`` | ``learnable``.
         token_channels, split_qp: token layout for ``grid`` / ``learnable`` (filled in from ``model.token_dim``
             and ``model.split_qp`` by the engine).
-        kappa, eps, beta, gauge, alpha, num_bins, span_max, log_clip: spectrum settings
+        kappa, eps, beta, gauge, alpha, num_bins, span_max, log_clip, init_span: spectrum settings
             (:class:`~hamjepa.objectives.ham_metric.HamMetric`).
         smooth_weight, delta_weight, cond_max, cond_weight: spectral penalty
-            (:meth:`~hamjepa.objectives.ham_metric.HamMetric.spectral_penalty`).
-        h_lr: learning rate of the H-optimiser (the spec's ``reg_lr``).
+            (:meth:`~hamjepa.objectives.ham_metric.HamMetric.spectral_penalty`; ``cond_max`` is a [D] departure).
+        spectral_weight: weight of that penalty in the H step's loss and the logged total (default 0, the
+            reference's; 1 = the H step of versions before spec E.4.1).
+        h_lr: learning rate of the H-optimiser (the spec's ``reg_lr``; None = the run's ``optim.lr``).
         h_update_interval: update the spectrum on steps divisible by this.
         h_mode: ``min`` or ``max`` (adversarial).
         h_grad_clip: clip the H-gradient norm to this (None = no clipping).
@@ -101,11 +116,13 @@ class HamSIGRegObjective(LeJEPAObjective):
         num_bins: int = 16,
         span_max: float = 0.1,
         log_clip: float = 3.0,
+        init_span: float = 0.0,
         smooth_weight: float = 1e-3,
         delta_weight: float = 1e-4,
         cond_max: float | None = None,
         cond_weight: float = 1.0,
-        h_lr: float = 1e-3,
+        spectral_weight: float = 0.0,
+        h_lr: float | None = None,
         h_update_interval: int = 1,
         h_mode: HMode = "min",
         h_grad_clip: float | None = None,
@@ -126,8 +143,10 @@ class HamSIGRegObjective(LeJEPAObjective):
             raise ValueError(f"h_mode must be 'min' or 'max' (adversarial), got {h_mode!r}")
         if not (isinstance(h_update_interval, int) and h_update_interval >= 1):
             raise ValueError(f"h_update_interval must be an int >= 1, got {h_update_interval!r}")
-        if not h_lr > 0:
-            raise ValueError(f"h_lr must be > 0, got {h_lr}")
+        if h_lr is not None and not h_lr > 0:
+            raise ValueError(f"h_lr must be > 0 or None (= optim.lr), got {h_lr}")
+        if not spectral_weight >= 0:
+            raise ValueError(f"spectral_weight must be >= 0 (0 = the reference's H step), got {spectral_weight}")
         if h_grad_clip is not None and not h_grad_clip > 0:
             raise ValueError(f"h_grad_clip must be > 0 or None, got {h_grad_clip}")
         if cond_max is not None and not cond_max > 1:
@@ -148,7 +167,16 @@ class HamSIGRegObjective(LeJEPAObjective):
             num_bins=num_bins,
             span_max=span_max,
             log_clip=log_clip,
+            init_span=init_span,
         )
+        self.h_sigreg = SIGReg(
+            num_slices=num_slices,
+            n_points=n_points,
+            t_max=t_max,
+            weight=weight,
+            seed=mix_seed(seed, H_DIRECTION_STREAM),
+        )
+        self.spectral_weight = float(spectral_weight)
         self.penalty_kwargs: dict[str, Any] = {
             "smooth_weight": float(smooth_weight),
             "delta_weight": float(delta_weight),
@@ -160,7 +188,7 @@ class HamSIGRegObjective(LeJEPAObjective):
         self.h_grad_clip = h_grad_clip
         self.alpha_ramp_epochs = alpha_ramp_epochs
         self.beta_ramp_epochs = beta_ramp_epochs
-        self.h_lr = float(h_lr)
+        self.h_lr = None if h_lr is None else float(h_lr)
         self.epoch: int | None = None
 
     # ------------------------------------------------------------------ schedule and state
@@ -215,21 +243,27 @@ class HamSIGRegObjective(LeJEPAObjective):
         return {"ham": self.ham_coordinates}
 
     def spectrum_objective(self, z: Tensor, step: int, raw: list[Tensor]) -> Tensor:
-        """What the H-optimiser minimises: ``+-lambda * SIGReg(H_raw^{1/2} z) + penalty(raw)``."""
+        """What the H-optimiser minimises: ``+-lambda * SIGReg(H_raw^{1/2} z) + spectral_weight * penalty(raw)``,
+        SIGReg with the H step's own (fresh) directions of ``step``."""
         alpha, beta = self.current_alpha_beta()
         log_lam = self.metric.log_spectrum(raw, alpha=alpha, beta=beta)
-        sig = self.sigreg(self.metric.apply_sqrt(z, log_lam), step=step)
+        sig = self.h_sigreg(self.metric.apply_sqrt(z, log_lam), step=step)
         sign = 1.0 if self.h_mode == "min" else -1.0
-        penalty = self.metric.spectral_penalty(raw, alpha=alpha, beta=beta, **self.penalty_kwargs)
-        return sign * self.lambda_reg * sig + penalty
+        loss = sign * self.lambda_reg * sig
+        if self.spectral_weight:
+            penalty = self.metric.spectral_penalty(raw, alpha=alpha, beta=beta, **self.penalty_kwargs)
+            loss = loss + self.spectral_weight * penalty
+        return loss
 
-    def auxiliary_loss(self, z: Tensor, step: int) -> Tensor:
-        """What the engine's H step minimises on the step's embeddings ``z [V, B, D]``
-        (:meth:`spectrum_objective`)."""
+    def auxiliary_loss(self, z: Tensor, step: int) -> Tensor | None:
+        """What the engine's H step minimises on the step's embeddings ``z [V, B, D]`` (see
+        :meth:`spectrum_objective`); None (no update) while the ramped ``alpha`` is 0."""
+        if self.current_alpha_beta()[0] == 0.0:
+            return None
         return self.spectrum_objective(upcast(z), step, self.metric.raw_parameters())
 
     def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, D]``; step: training step (seeds SIGReg, schedules the H-updates)."""
+        """Args: z ``[V, B, D]``; step: training step (seeds SIGReg). ``H`` is a constant here."""
         self.check_no_target(z_target, type(self).__name__)
         self.check_views(z)
         inv = self.invariance_loss(z)
@@ -240,6 +274,8 @@ class HamSIGRegObjective(LeJEPAObjective):
             alpha, beta = self.current_alpha_beta()
             with torch.no_grad():
                 penalty = self.metric.spectral_penalty(alpha=alpha, beta=beta, **self.penalty_kwargs)
+            if self.spectral_weight:
+                total = total + self.spectral_weight * penalty.to(total.dtype)
         else:
             penalty = torch.zeros((), device=z.device)
         terms = {
