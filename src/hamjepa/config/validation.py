@@ -147,8 +147,9 @@ def check_compiled_step(cfg: Config) -> None:
         )
     if not getattr(cls, "supports_compiled_step", True):
         raise ConfigError(
-            f"config: 'train.step' = compiled: objective '{cfg.objective['name']}' does host-side work inside its "
-            "forward (e.g. HamSIGReg's own H-optimiser), so its step cannot be one graph; use train.step=eager."
+            f"config: 'train.step' = compiled: objective '{cfg.objective['name']}' does host-side work around its "
+            "forward (e.g. HamSIGReg's H step on its auxiliary parameters), so its step cannot be one graph; use "
+            "train.step=eager."
         )
     if cfg.model.compile:
         raise ConfigError(
