@@ -148,7 +148,7 @@ def test_colour_jitter_follows_per_view_order() -> None:
 
 
 def test_full_pipeline_matches_torchvision_composition_on_same_params() -> None:
-    """apply() == per-sample torchvision ops in spec A.2 order with the sampled parameters."""
+    """apply() == per-sample torchvision ops in docs/spec.md §A.2 order with the sampled parameters."""
     aug = cifar100_augment()
     u8 = (_images(6, h=32, w=32, seed=9) * 255).round().to(torch.uint8)
     params = aug.sample_params(6, 32, 32, torch.Generator().manual_seed(4))

@@ -1,4 +1,4 @@
-"""Sampled parameter distributions match torchvision's samplers and the spec A.2 probabilities."""
+"""Sampled parameter distributions match torchvision's samplers and the docs/spec.md §A.2 probabilities."""
 
 from __future__ import annotations
 

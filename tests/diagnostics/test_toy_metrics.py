@@ -1,4 +1,4 @@
-"""Toy-system maps and diagnostics against closed-form facts (spec I)."""
+"""Toy-system maps and diagnostics against closed-form facts (docs/spec.md §I)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hamiltonian families (spec C.1): energies, closed-form + autograd forces, residual scale, activations."""
+"""Hamiltonian families (docs/spec.md §C.1): energies, closed-form + autograd forces, residual scale, activations."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _separable(dim: int = 4, **kwargs) -> SeparableHamiltonian:
 
 def test_paper_sized_potential_mlp_parameter_count() -> None:
     ham = SeparableHamiltonian(1024, hidden_dim=256, depth=2)
-    assert sum(p.numel() for p in ham.parameters()) == 328_449  # spec C.1.3
+    assert sum(p.numel() for p in ham.parameters()) == 328_449  # docs/spec.md §C.1.3
     assert [type(m) for m in ham.residual] == [nn.Linear, nn.GELU, nn.Linear, nn.GELU, nn.Linear]
     assert ham.residual[1].approximate == "none"  # exact (erf) GELU
 

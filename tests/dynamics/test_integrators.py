@@ -1,4 +1,4 @@
-"""Integrators (spec C.2): long-run energy behaviour, autograd vs closed-form paths, precision, no-grad."""
+"""Integrators (docs/spec.md §C.2): long-run energy behaviour, autograd vs closed-form paths, precision, no-grad."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _pendulum_energy_errors(integrator: Callable, total_steps: int = 10_000, eve
 def test_pendulum_leapfrog_energy_error_is_small_and_does_not_grow() -> None:
     err = _pendulum_energy_errors(leapfrog).abs()
     first, second = err[: len(err) // 2].amax(0), err[len(err) // 2 :].amax(0)
-    assert (err.amax(0) < 1e-2).all()  # O(h^2) with h = 0.1 (shadow Hamiltonian, spec J.9)
+    assert (err.amax(0) < 1e-2).all()  # O(h^2) with h = 0.1 (shadow Hamiltonian, docs/spec.md §J.9)
     assert (second <= 1.1 * first).all()  # bounded oscillation, no secular drift
 
 
@@ -99,7 +99,7 @@ def test_autograd_path_equals_closed_form_path(integrator: Callable) -> None:
 
 
 def test_separable_leapfrog_matches_the_textbook_kick_drift_kick() -> None:
-    """Force reuse across steps must not change the map (spec C.2: mathematically identical)."""
+    """Force reuse across steps must not change the map (docs/spec.md §C.2: mathematically identical)."""
     torch.manual_seed(1)
     ham = SeparableHamiltonian(3, base_coeff=0.2, residual_scale=0.5, hidden_dim=8).double()
     q0, p0 = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""HamiltonianPredictor and MLPPredictor (spec C.3, C.5, F, J.9, M)."""
+"""HamiltonianPredictor and MLPPredictor (docs/spec.md §C.3, C.5, F, J.9, M)."""
 
 from __future__ import annotations
 

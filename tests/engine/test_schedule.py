@@ -1,4 +1,4 @@
-"""Learning-rate schedule of spec G.3."""
+"""Learning-rate schedule of docs/spec.md §G.3."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def test_predictor_gets_its_own_lr_group_and_clipping_choice(tmp_path: Path, tin
     assert {id(p) for p in groups["predictor"]["params"]} == pred_params
     assert groups["predictor"]["base_lr"] == 5e-5 and groups["main"]["base_lr"] == cfg.optim.lr
     assert not pred_params & {id(p) for p in trainer.clip_params}
-    # Residual-scale warm-up (spec C.4): s * min(1, e / 10) at the start of each epoch.
+    # Residual-scale warm-up (docs/spec.md §C.4): s * min(1, e / 10) at the start of each epoch.
     trainer.objective.on_epoch_start(3)
     assert trainer.objective.predictor.residual_scale == pytest.approx(0.02 * 3 / 10)
 

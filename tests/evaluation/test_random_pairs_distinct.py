@@ -14,7 +14,7 @@ def test_no_row_is_paired_with_itself() -> None:
     cos = random_pair_cosines(feats, num_pairs=20000, seed=0)
     assert cos.shape == (20000,)
     assert float(cos.abs().max()) == 0.0
-    # The spec-H.4 draw (with replacement) does meet itself: about 1/200 of the pairs.
+    # The docs/spec.md §H.4 draw (with replacement) does meet itself: about 1/200 of the pairs.
     with_replacement = random_pair_cosines(feats, num_pairs=20000, seed=0, distinct=False)
     assert 50 < int((with_replacement == 1).sum()) < 150
 

@@ -4,13 +4,17 @@
 4, real CIFAR-100 images) and returns every logged loss term at every step plus, for every tensor of the
 final encoder and objective state, its sum and its sum of squares. ``golden_trajectories.json`` beside this
 file is that record, made at the commit named in it; ``test_golden_trajectories.py`` trains again and
-compares to 1e-12. Regenerate only for a deliberate change of the maths (say which in the commit):
+compares to 1e-12. Regenerate only for a deliberate change of the maths (say which in the commit), and only
+the cases it changes (``--case``, repeatable: the other cases stay byte-identical; a regenerated case records
+the commit it was made at):
 
-    python -m tests.golden.trajectories ../shared/data/cifar100   # rewrites golden_trajectories.json
+    python -m tests.golden.trajectories ../shared/data/cifar100                 # rewrites every case
+    python -m tests.golden.trajectories ../shared/data/cifar100 --case NAME     # rewrites case NAME only
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -73,22 +77,39 @@ def run_case(name: str, data: Path, run_dir: Path) -> dict[str, Any]:
     }
 
 
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def record(data: Path) -> dict[str, Any]:
     """Every case's record, keyed by case name, plus the commit it was made at."""
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out: dict[str, Any] = {"commit": commit, "steps": STEPS, "cases": {}}
+    out: dict[str, Any] = {"commit": _commit(), "steps": STEPS, "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in CASES:
             out["cases"][name] = run_case(name, data, Path(tmp) / name)
     return out
 
 
+def rerecord(data: Path, names: list[str]) -> dict[str, Any]:
+    """The committed record with only the cases ``names`` made again (each noting its own commit)."""
+    out = json.loads(GOLDEN.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            out["cases"][name] = {**run_case(name, data, Path(tmp) / name), "commit": _commit()}
+    return out
+
+
 def main() -> None:
-    src = Path(sys.argv[1])
+    parser = argparse.ArgumentParser(description="Record the float64 golden trajectories.")
+    parser.add_argument("cifar100", type=Path, help="the CIFAR-100 folder with unpack.py (../shared/data/cifar100)")
+    parser.add_argument("--case", action="append", choices=list(CASES), help="regenerate only this case")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "cifar100.npz"
+        src = args.cifar100
         subprocess.run([sys.executable, str(src / "unpack.py"), str(npz), "--src", str(src)], check=True)
-        GOLDEN.write_text(json.dumps(record(npz), indent=1) + "\n")
+        result = rerecord(npz, args.case) if args.case else record(npz)
+        GOLDEN.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {GOLDEN}")
 
 

@@ -1,4 +1,4 @@
-"""Phase-space split and token-flatten layout (spec B.2 step 6, spec M first bullet)."""
+"""Phase-space split and token-flatten layout (docs/spec.md §B.2 step 6, docs/spec.md §M first bullet)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def test_forward_with_pooled_is_forward_and_pooled_features_from_one_pass() -> N
     with torch.no_grad():
         z, pooled = encoder.forward_with_pooled(x)
         assert torch.equal(z, encoder(x)) and torch.equal(pooled, encoder.pooled_features(x))
-        assert torch.equal(z, flatten_tokens(encoder.token_map(x), split_qp=True))  # forward's spec B.2 layout
+        assert torch.equal(z, flatten_tokens(encoder.token_map(x), split_qp=True))  # forward's docs/spec.md §B.2 layout
     calls = []
     encoder.backbone.conv1.register_forward_hook(lambda *_: calls.append(1))
     images, labels = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8), torch.arange(6)

@@ -1,4 +1,4 @@
-"""TokenEncoder: stems, token layout, output dims, modes and argument validation (spec B)."""
+"""TokenEncoder: stems, token layout, output dims, modes and argument validation (docs/spec.md §B)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_imagenet_224px_pooled_to_8x8_gives_2048() -> None:
     with torch.no_grad():
         z = enc(torch.randn(1, 3, 224, 224))
     assert z.shape == (1, 2048)
-    assert shapes["layer3"] == (1, 256, 14, 14)  # spec B.2 step 2
+    assert shapes["layer3"] == (1, 256, 14, 14)  # docs/spec.md §B.2 step 2
     assert shapes["pool"] == (1, 256, 8, 8)
 
 

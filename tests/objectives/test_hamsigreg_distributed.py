@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from tests.ranks import run_on_ranks
 
+from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.objectives import HamSIGRegObjective
 
 WORLD = 2
@@ -23,16 +24,26 @@ def _batch(step: int) -> torch.Tensor:
 def _compute(rank: int, world: int) -> dict[str, torch.Tensor]:
     shard = B // world
     obj = HamSIGRegObjective(
-        D, metric="learnable", token_channels=2, split_qp=True, num_slices=8, num_bins=4, h_lr=0.05, alpha=3.0
+        D,
+        metric="learnable",
+        token_channels=2,
+        split_qp=True,
+        num_slices=8,
+        num_bins=4,
+        h_lr=0.05,
+        alpha=3.0,
+        init_span=0.05,  # not the flat start: a visible H-gradient
     )
+    aux = AuxiliaryOptimizer(obj)  # the engine's H step
     out: dict[str, torch.Tensor] = {}
     for step in range(2):
         z = _batch(step)[:, rank * shard : (rank + 1) * shard].clone().requires_grad_(True)
-        res = obj(z, step=step)  # step 0 and 1: an H-update, then the loss with the new spectrum
+        aux.step(z, step)  # step 0 and 1: an H-update, then the loss with the new spectrum
+        res = obj(z, step=step)
         res.loss.backward()
         out[f"loss{step}"] = res.loss.detach()
         out[f"grad{step}"] = z.grad.clone()
-        state = obj.h_optimizer.state
+        state = aux.optimizer.state
         out[f"h_grad_avg{step}"] = torch.cat([state[p]["exp_avg"].reshape(-1) for p in obj.metric.raw_parameters()])
         out[f"raw{step}"] = torch.cat([p.detach().reshape(-1) for p in obj.metric.raw_parameters()])
     return out

@@ -202,7 +202,7 @@ def test_lejepa_paper_code_and_upstream_combinations() -> None:
     torch.testing.assert_close(paper.terms["pred"], inv_v2)
     torch.testing.assert_close(paper.terms["sigreg"], sig)
     torch.testing.assert_close(paper.loss, 0.5 * inv_v2 + 0.02 * sig)
-    # spec E.1: L_pred = (1/8) ||z0 - z1||^2 / (B D) for V = Vg = 2
+    # docs/spec.md §E.1: L_pred = (1/8) ||z0 - z1||^2 / (B D) for V = Vg = 2
     torch.testing.assert_close(0.5 * paper.terms["pred"], (z[0] - z[1]).square().sum() / (8 * 32 * D))
     upstream = LeJEPAObjective(lambda_reg=0.3, combination="upstream")(z, step=7)
     torch.testing.assert_close(upstream.loss, 0.7 * inv_v2 + 0.3 * sig)

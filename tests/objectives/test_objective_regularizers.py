@@ -1,4 +1,4 @@
-"""Regularisers of spec D.3-D.6 against independent NumPy (float64) formulas and the spec-M checks."""
+"""Regularisers of docs/spec.md §D.3-D.6 against independent NumPy (float64) formulas and the docs/spec.md §M checks."""
 
 from __future__ import annotations
 

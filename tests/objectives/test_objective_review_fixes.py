@@ -12,7 +12,7 @@ from hamjepa.objectives.lejepa import LeJEPAObjective
 
 
 def test_bijepa_accepts_bf16_embeddings_like_the_other_objectives() -> None:
-    """The engine hands the objective bf16 encoder outputs (autocast, spec G.1); the loss is fp32."""
+    """The engine hands the objective bf16 encoder outputs (autocast, docs/spec.md §G.1); the loss is fp32."""
     torch.manual_seed(0)
     obj = BiJEPAObjective(6, hidden_dim=8)
     z = torch.randn(2, 5, 6)

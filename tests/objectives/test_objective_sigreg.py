@@ -1,4 +1,4 @@
-"""SIGReg (spec E.2): quadrature weights, reference magnitudes, seeding and gradients."""
+"""SIGReg (docs/spec.md §E.2): quadrature weights, reference magnitudes, seeding and gradients."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_gaussian_data_gives_expected_statistic() -> None:
     t, w = epps_pulley_knots(9, 3.0)
     expected = float((w * (1 - torch.exp(-t.square()))).sum())
     assert expected == pytest.approx(expected_gaussian_statistic())
-    assert expected == pytest.approx(1.052, abs=1e-3)  # spec E.2 reference magnitude
+    assert expected == pytest.approx(1.052, abs=1e-3)  # docs/spec.md §E.2 reference magnitude
     g = torch.Generator().manual_seed(0)
     z = torch.randn(2, 2048, 64, generator=g)
     stat = SIGReg(num_slices=256)(z, step=0)
@@ -41,7 +41,7 @@ def test_collapsed_data_gives_closed_form() -> None:
     b = 512
     t, w = epps_pulley_knots(9, 3.0)
     per_sample = float((w * (1 - torch.exp(-0.5 * t.square())).square()).sum())
-    assert per_sample == pytest.approx(0.4015, abs=1e-4)  # spec E.2 reference magnitude
+    assert per_sample == pytest.approx(0.4015, abs=1e-4)  # docs/spec.md §E.2 reference magnitude
     stat = SIGReg()(torch.zeros(2, b, 32), step=5)
     assert stat.item() == pytest.approx(per_sample * b, rel=1e-5)
 

@@ -1,4 +1,4 @@
-"""Numerical verification of spec J: every check passes, and the key claims are re-asserted directly."""
+"""Numerical verification of docs/spec.md §J: every check passes, and the key claims are re-asserted directly."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def check_combinations(cfg: Config) -> None:
     if d.image_size != want:
         raise ConfigError(
             f"config: 'data.image_size' = {d.image_size} but the {d.dataset} augmentation preset makes {want} px "
-            f"views (spec A.2); set data.image_size={want}."
+            f"views (docs/spec.md §A.2); set data.image_size={want}."
         )
     if cfg.train.step == "compiled":
         check_compiled_step(cfg)
@@ -147,8 +147,9 @@ def check_compiled_step(cfg: Config) -> None:
         )
     if not getattr(cls, "supports_compiled_step", True):
         raise ConfigError(
-            f"config: 'train.step' = compiled: objective '{cfg.objective['name']}' does host-side work inside its "
-            "forward (e.g. HamSIGReg's own H-optimiser), so its step cannot be one graph; use train.step=eager."
+            f"config: 'train.step' = compiled: objective '{cfg.objective['name']}' does host-side work around its "
+            "forward (e.g. HamSIGReg's H step on its auxiliary parameters), so its step cannot be one graph; use "
+            "train.step=eager."
         )
     if cfg.model.compile:
         raise ConfigError(

@@ -4,7 +4,8 @@ A checkpoint is a dict of tensors and plain Python types only, so it is loaded w
 ``torch.load(..., weights_only=True)``: a downloaded file cannot run code. Keys:
 
 ``format`` (int), ``config`` (resolved config, plain dict), ``encoder``, ``objective`` (state dicts; the
-predictor lives under ``predictor.``), ``target_encoder`` (EMA copy or None), ``optimizer``, ``scheduler``,
+predictor lives under ``predictor.``), ``target_encoder`` (EMA copy or None), ``optimizer``,
+``auxiliary_optimizer`` (AdamW of the objective's auxiliary parameters, or None), ``scheduler``,
 ``epoch`` (last completed epoch), ``step`` (optimiser steps done), ``data`` (stream state), ``rng`` (torch
 CPU/CUDA, Python and NumPy generator states), ``epoch_complete`` (bool).
 """

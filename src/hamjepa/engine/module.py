@@ -73,6 +73,16 @@ class JEPAModule(nn.Module):
             self.encode, views, channels_last=self.channels_last, amp_dtype=self.amp_dtype, input_dtype=self.input_dtype
         )
 
-    def forward(self, views: Tensor | list[Tensor], step: int, z_target: Tensor | None = None):
-        """Embed the views and evaluate the objective."""
-        return self.objective(self.embed(views), step=step, z_target=z_target)
+    def forward(
+        self,
+        views: Tensor | list[Tensor],
+        step: int,
+        z_target: Tensor | None = None,
+        *,
+        return_embeddings: bool = False,
+    ):
+        """Embed the views and evaluate the objective; with ``return_embeddings`` also the embeddings, detached
+        (``(output, z)``: the engine's auxiliary step uses them after the encoder's update)."""
+        z = self.embed(views)
+        out = self.objective(z, step=step, z_target=z_target)
+        return (out, z.detach()) if return_embeddings else out

@@ -1,6 +1,18 @@
 """AdamW with an optional own group for the predictor, the per-step schedule (docs/spec.md §G.2, §G.3), and the
-sync-free AdamW update and gradient clipping (torch's maths on explicit gradient lists, traceable by
-``torch.compile``)."""
+compiled step's sync-free AdamW update and gradient clipping (torch's maths on explicit gradient lists,
+traceable by ``torch.compile``).
+
+Eager training on CUDA steps the ``torch.optim.AdamW`` that :func:`build_optimizer` returns (fused, step
+counters on the device); off CUDA, and inside :class:`~hamjepa.engine.compiled_step.CompiledTrainStep`, the
+update is :func:`apply_adamw`. Both keep the optimiser state in torch's own format (``step``, ``exp_avg``,
+``exp_avg_sq`` per parameter), so a state saved in one mode resumes in the other.
+
+Why not torch's AdamW on the CPU too: torch's CPU AdamW (foreach, single-tensor and fused, bitwise equal to
+one another) rounds the last operation as ``p + (-lr / bc1) * m / denom`` (``addcdiv``), this update as
+``p - (lr / bc1) * (m / denom)``; they differ by at most one ulp per step (``tests/engine/test_optimizer_modes.py``),
+which the float64 golden trajectories of HamJEPA and MLP-HJEPA (tiny batches, chaotic) amplify beyond their
+1e-12 tolerance within 20 steps. The golden numbers are the contract, so the CPU keeps this update.
+"""
 
 from __future__ import annotations
 

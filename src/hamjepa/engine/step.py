@@ -2,7 +2,8 @@
 
 :class:`TrainStep` holds what a step touches (the possibly DDP-wrapped model, optimiser, schedule, the
 parameters to clip and the optional EMA target) and ``step(views, step_index)`` does the whole update:
-target forward, forward, backward, gradient clipping, optimiser step, schedule step, EMA update. It does not
+target forward, forward, backward, gradient clipping, optimiser step, schedule step, the step of the
+objective's auxiliary parameters (HamSIGReg's spectrum, on the same embeddings), EMA update. It does not
 synchronise with the host; the loss and terms come back as device tensors. (On CUDA the AdamW update is
 torch's fused kernel; elsewhere it is :func:`~hamjepa.engine.optim.apply_adamw`, the same maths without the
 ``item()`` calls of torch's CPU AdamW.) :class:`~hamjepa.engine.compiled_step.CompiledTrainStep` is the same
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.engine.module import JEPAModule, embed_views
 from hamjepa.engine.optim import AdamWGroup, adamw_groups, apply_adamw
 from hamjepa.engine.schedule import WarmupCosineSchedule
@@ -41,6 +43,8 @@ class TrainStep:
         optimizer, scheduler: stepped once per call.
         clip_params: parameters whose global grad-norm is clipped to ``clip_grad_norm`` (None = no clipping).
         target_encoder: EMA copy of the encoder (BiJEPA) or None; updated with the objective's momentum.
+        auxiliary: the optimiser of the objective's auxiliary parameters (HamSIGReg's spectrum) or None; stepped
+            after the encoder's update on the same step's embeddings, detached (docs/spec.md §E.4.1).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class TrainStep:
         clip_params: list[nn.Parameter],
         clip_grad_norm: float | None,
         target_encoder: nn.Module | None = None,
+        auxiliary: AuxiliaryOptimizer | None = None,
     ) -> None:
         self.model = model
         self.module = module
@@ -61,6 +66,7 @@ class TrainStep:
         self.clip_params = clip_params
         self.clip_grad_norm = clip_grad_norm
         self.target_encoder = target_encoder
+        self.auxiliary = auxiliary if auxiliary is not None and auxiliary.active else None
         self._fused = bool(optimizer.defaults.get("fused"))
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
         self._groups: list[AdamWGroup] | None = None  # read at the first step, after a resume has loaded them
@@ -84,7 +90,11 @@ class TrainStep:
                     amp_dtype=self.module.amp_dtype,
                     input_dtype=self.module.input_dtype,
                 )
-        out = self.model(views, step, z_target)
+        z: Tensor | None = None
+        if self.auxiliary is None:
+            out = self.model(views, step, z_target)
+        else:
+            out, z = self.model(views, step, z_target, return_embeddings=True)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.clip_grad_norm is not None:
@@ -97,6 +107,8 @@ class TrainStep:
             lrs = [g["lr"] for g in self.optimizer.param_groups]
             apply_adamw(self._groups, [p.grad for p in self._params], lrs)
         self.scheduler.step()
+        if self.auxiliary is not None and z is not None:
+            self.auxiliary.step(z, step)
         if self.target_encoder is not None:
             update_ema(self.target_encoder, self.module.encoder, self.module.objective.ema_momentum(step))
         return StepOutput(out.loss.detach(), out.terms)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hamjepa.config import Config, config_from_dict
+from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.engine.checkpoint import (
     CHECKPOINT_FORMAT,
     LAST_NAME,
@@ -40,6 +41,8 @@ class TrainingParts:
     scheduler: WarmupCosineSchedule
     stream: Any
     """The training stream (``state_dict`` / ``load_state_dict``: seed, epoch, position)."""
+    auxiliary: AuxiliaryOptimizer
+    """The optimiser of the objective's auxiliary parameters (inactive when it declares none)."""
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -56,6 +59,7 @@ def training_state(cfg: Config, parts: TrainingParts, *, epoch: int, step: int, 
         "objective": parts.objective.state_dict(),
         "target_encoder": None if parts.target_encoder is None else parts.target_encoder.state_dict(),
         "optimizer": parts.optimizer.state_dict(),
+        "auxiliary_optimizer": parts.auxiliary.state_dict(),
         "scheduler": parts.scheduler.state_dict(),
         "epoch": epoch,
         "step": step,
@@ -158,6 +162,13 @@ def restore_training_state(state: dict[str, Any], parts: TrainingParts, file: Pa
     if parts.target_encoder is not None and state.get("target_encoder") is not None:
         load_state_strict(parts.target_encoder, state["target_encoder"], "target encoder", file)
     parts.optimizer.load_state_dict(state["optimizer"])
+    if parts.auxiliary.active:
+        if state.get("auxiliary_optimizer") is None:
+            raise CheckpointError(
+                f"checkpoint: {file} holds no state for the objective's auxiliary optimiser (written by an older "
+                "version that kept it inside the objective); it cannot be resumed exactly: start a new run."
+            )
+        parts.auxiliary.load_state_dict(state["auxiliary_optimizer"])
     parts.scheduler.load_state_dict(state["scheduler"])
     parts.stream.load_state_dict(state["data"])
     restore_rng_state(state["rng"])

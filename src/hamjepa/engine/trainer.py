@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from hamjepa import distributed as hdist
 from hamjepa.config import Config
 from hamjepa.data.from_config import train_stream_from_config
+from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.engine.callbacks import Callback
 from hamjepa.engine.checkpoint import save_checkpoint
@@ -150,6 +151,7 @@ class Trainer:
         self.stream = train_stream_from_config(cfg, device=self.device, rank=self.rank, world_size=self.world_size)
         self.steps_per_epoch = self.stream.steps_per_epoch
         self.optimizer, self.clip_params = build_optimizer(cfg.optim, self.module, self.objective, self.device)
+        self.auxiliary = AuxiliaryOptimizer(self.objective, default_lr=cfg.optim.lr)
         self.scheduler = build_scheduler(
             cfg.optim, self.optimizer, epochs=cfg.train.epochs, steps_per_epoch=self.steps_per_epoch
         )
@@ -158,6 +160,11 @@ class Trainer:
             if self.world_size > 1:
                 raise CompiledStepError(
                     "train: train.step=compiled runs in one process; use train.step=eager under torchrun."
+                )
+            if self.auxiliary.active:
+                raise CompiledStepError(
+                    "train: train.step=compiled does not step an objective's auxiliary parameters (e.g. HamSIGReg's "
+                    "learnable spectrum); use train.step=eager."
                 )
             self.train_step = CompiledTrainStep(
                 self.module,
@@ -176,6 +183,7 @@ class Trainer:
                 clip_params=self.clip_params,
                 clip_grad_norm=cfg.optim.clip_grad_norm,
                 target_encoder=self.target_encoder,
+                auxiliary=self.auxiliary,
             )
         self.epoch = 0  # last completed epoch
         self.step = 0  # optimiser steps done
@@ -318,7 +326,13 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------
     def _parts(self) -> TrainingParts:
         return TrainingParts(
-            self.encoder, self.objective, self.target_encoder, self.optimizer, self.scheduler, self.stream
+            self.encoder,
+            self.objective,
+            self.target_encoder,
+            self.optimizer,
+            self.scheduler,
+            self.stream,
+            self.auxiliary,
         )
 
     def save(self, *, epoch_complete: bool) -> Path | None:

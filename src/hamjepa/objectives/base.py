@@ -27,6 +27,7 @@ Without a process group ``all_reduce_sum`` is the identity and nothing changes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -44,6 +45,39 @@ class ObjectiveOutput(NamedTuple):
 
     loss: Tensor
     terms: dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class AuxiliaryGroup:
+    """Parameters an objective trains on a loss of their own, with an optimiser the engine builds and steps.
+
+    The engine keeps them out of its main AdamW and out of DDP, builds one ``torch.optim.AdamW`` param group
+    per :class:`AuxiliaryGroup` (saved in the checkpoint with the rest of the run; constant learning rate),
+    and, after the encoder's optimiser step of every training step where ``step % update_interval == 0``,
+    back-propagates :meth:`Objective.auxiliary_loss` on that step's embeddings into them: gradients are
+    averaged over ranks (each rank's is ``world_size`` x its share, see the module docstring), their joint
+    2-norm is clipped to ``grad_clip`` (``g * min(1, grad_clip / (|g| + 1e-12))``), and AdamW steps.
+
+    The parameters must not require gradients: the objective's own loss treats them as constants. Whether the
+    auxiliary loss is minimised or (adversarially) maximised is part of that loss: the objective returns what
+    is to be minimised (e.g. ``-lambda * SIGReg + penalty`` for HamSIGReg's ``h_mode='max'``).
+
+    Attributes:
+        name: the param group's name in the optimiser (and its state dict).
+        params: the parameters.
+        lr, betas, eps, weight_decay: AdamW settings of the group (``lr=None``: the run's ``optim.lr``).
+        update_interval: step the group on training steps divisible by this (>= 1).
+        grad_clip: clip of the group's gradient norm (None = none).
+    """
+
+    name: str
+    params: tuple[nn.Parameter, ...]
+    lr: float | None
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    update_interval: int = 1
+    grad_clip: float | None = None
 
 
 class Objective(nn.Module):
@@ -81,6 +115,21 @@ class Objective(nn.Module):
 
     def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
         raise NotImplementedError
+
+    def auxiliary_groups(self) -> list[AuxiliaryGroup]:
+        """Parameters trained on :meth:`auxiliary_loss` by an optimiser the engine owns; none here."""
+        return []
+
+    def auxiliary_loss(self, z: Tensor, step: int) -> Tensor | None:
+        """The loss the engine minimises in the parameters of :meth:`auxiliary_groups` at training step ``step``.
+
+        ``z [V, B, D]`` are the step's embeddings (made before the encoder's update), detached: the auxiliary
+        step never reaches the encoder.
+        The engine calls this only on steps where some group is due and with those parameters requiring
+        gradients; returning None skips the auxiliary update of this step. Objectives without auxiliary
+        parameters are never asked.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no auxiliary parameters")
 
     def feature_readouts(self) -> dict[str, Callable[[Tensor], Tensor]]:
         """Extra evaluation readouts this objective defines: ``{name: features [N, D] -> [N, D']}``.

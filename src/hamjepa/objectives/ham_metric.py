@@ -11,15 +11,19 @@ by ``sqrt(lambda)``, transform back". Kinds (``lambda`` = the eigenvalues, ``D``
 * ``grid``: the periodic 2-D Laplacian on the ``h x w`` token grid, the same for every channel:
   ``lambda(f_y, f_x) = eps + kappa (4 sin^2(pi f_x) + 4 sin^2(pi f_y))``; applied with an orthonormal real
   FFT2 over the grid axes of each channel.
-* ``learnable``: the ``grid`` spectrum times a learnable monotone radial profile,
-  ``log lambda = log lambda_base + alpha g[bin(r)]``, ``r = |(f_y, f_x)|`` bucketed into ``num_bins`` equal-width
-  bins over ``[0, r_max]``; ``g_0 = 0``, ``g_{b+1} = span * sum_{i <= b} w_i`` with ``w = softplus(raw)``
-  normalised to sum 1 and ``span = span_max * sigmoid(raw_span)`` (so ``0 = g_0 <= g_1 <= ... <= span``).
+* ``learnable`` (the reference code's procedure, docs/spec.md §E.4.1): the grid Laplacian divided by its mean (built in
+  float32), times a learnable monotone radial profile, ``log lambda = log((1 - beta) + beta lambda_0) + alpha
+  g[bin(r)]``, ``r = |(f_y, f_x)|`` bucketed into ``num_bins`` equal-width bins as :func:`radial_bins` assigns
+  them (ties to the lower bin); ``g_0 = 0``, ``g_{b+1} = span * sum_{i <= b} w_i`` with
+  ``w = softplus(raw) + 1e-12`` normalised to sum 1 and ``span = span_max * sigmoid(raw_span)`` (so
+  ``0 = g_0 <= g_1 <= ... <= span``). It starts at ``span = init_span`` (default 0, clamped to
+  ``[1e-6, 1 - 1e-6] span_max``: a flat profile).
 
 The base spectrum of every non-identity kind is blended ``lambda <- (1 - beta) + beta lambda`` and then
 gauge-normalised: divided by its geometric mean (``gauge='logdet'``, ``det H = 1``) or its mean
-(``gauge='trace'``, ``tr H = D``). For ``learnable`` the gauged ``log lambda`` is finally clipped to
-``[-log_clip, log_clip]`` (the gauge is exact whenever the clip is inactive).
+(``gauge='trace'``, ``tr H = D``). For ``learnable`` the gauged ``log lambda`` is then clipped to
+``[-log_clip, log_clip]`` and gauged again, so the final spectrum is exactly gauge-normalised even when the
+clip is active (as the reference does; a clipped entry may then end slightly beyond ``log_clip``).
 
 Token layout (see :mod:`hamjepa.models.phase_space`): without the q/p split ``z`` is the token map flattened
 channel-last, ``[h, w, C]``; with it ``z = [q; p]`` with each half ``[h, w, C/2]``. Both are read as
@@ -55,6 +59,7 @@ __all__ = [
     "TokenLayout",
     "chain_spectrum",
     "grid_spectrum",
+    "learnable_base_spectrum",
     "radial_bins",
 ]
 
@@ -109,13 +114,29 @@ def grid_spectrum(side: int, kappa: float, eps: float) -> Tensor:
 
 
 def radial_bins(side: int, num_bins: int) -> Tensor:
-    """Bin index ``[side, side]`` (int64) of the radial frequency ``|(f_y, f_x)|`` in ``num_bins`` equal-width bins."""
-    f = torch.fft.fftfreq(side, dtype=torch.float64)
+    """Bin index ``[side, side]`` (int64) of the radial frequency ``|(f_y, f_x)|``, as the reference assigns it.
+
+    Spec E.4.1: per axis the frequencies ``k / n`` with ``k`` wrapped to ``k - n`` above ``n / 2``; ``r`` in
+    float32; edges ``linspace(r_min, r_max + 1e-12, num_bins + 1)`` in float32; the bin of ``r`` is the number of
+    inner edges strictly below ``r``, clamped to ``[0, num_bins - 1]``, so a radius equal to an edge (as float32
+    values compare) goes to the **lower** bin. Entry ``[k, l]`` belongs to ``(f_y, f_x) = (k / side, l / side)``
+    (``torch.fft.fft2`` order).
+    """
+    k = torch.arange(side)
+    f = torch.where(k > side / 2, k - side, k).to(torch.float32) / side
     r = torch.sqrt(f[:, None].square() + f[None, :].square())
-    r_max = float(r.max())
-    if r_max == 0.0:
-        return torch.zeros(side, side, dtype=torch.int64)
-    return torch.clamp(torch.floor(r / r_max * num_bins), max=num_bins - 1).to(torch.int64)
+    edges = torch.linspace(float(r.min()), float(r.max()) + 1e-12, num_bins + 1, dtype=torch.float32)
+    below = (r[..., None] > edges[1:-1]).sum(-1)
+    return below.clamp(0, num_bins - 1).to(torch.int64)
+
+
+def learnable_base_spectrum(side: int, kappa: float, eps: float) -> Tensor:
+    """The learnable kind's base ``lambda_0`` (docs/spec.md §E.4.1): ``eps + kappa (4 sin^2 pi f_x + 4 sin^2 pi f_y)``
+    divided by its mean, built in float32 as the reference builds it (returned as float64)."""
+    f = torch.fft.fftfreq(side, dtype=torch.float32)
+    s = 4.0 * torch.sin(math.pi * f).square()
+    lam = eps + kappa * (s[:, None] + s[None, :])
+    return (lam / lam.mean()).to(torch.float64)
 
 
 class HamMetric(nn.Module):
@@ -131,7 +152,9 @@ class HamMetric(nn.Module):
         alpha: weight of the learnable radial profile ``g`` in ``log lambda``.
         num_bins: radial bins of the learnable profile (>= 2).
         span_max: bound of the profile, ``g in [0, span_max]``.
-        log_clip: clip of the gauged ``|log lambda|`` (``learnable`` only).
+        log_clip: clip of the gauged ``|log lambda|`` before the final re-gauge (``learnable`` only).
+        init_span: the profile's span at the start, in ``[0, span_max]`` (``learnable`` only; default 0: flat,
+            as the reference starts; ``span_max / 2`` is the start of versions before docs/spec.md §E.4.1).
     """
 
     base: Tensor
@@ -152,6 +175,7 @@ class HamMetric(nn.Module):
         num_bins: int = 16,
         span_max: float = 0.1,
         log_clip: float = 3.0,
+        init_span: float = 0.0,
     ) -> None:
         super().__init__()
         if not (isinstance(dim, int) and dim >= 1):
@@ -168,6 +192,8 @@ class HamMetric(nn.Module):
             raise ValueError(f"num_bins must be an int >= 2, got {num_bins!r}")
         if not (span_max > 0 and log_clip > 0 and alpha >= 0):
             raise ValueError(f"need span_max > 0, log_clip > 0, alpha >= 0; got {span_max}, {log_clip}, {alpha}")
+        if not 0.0 <= init_span <= span_max:
+            raise ValueError(f"init_span must lie in [0, span_max={span_max}] (the profile's start), got {init_span}")
         self.dim, self.kind, self.gauge = dim, kind, gauge
         self.beta, self.alpha = float(beta), float(alpha)
         self.span_max, self.log_clip, self.num_bins = float(span_max), float(log_clip), num_bins
@@ -180,8 +206,10 @@ class HamMetric(nn.Module):
             base = torch.linspace(1.0, 2.0, dim, dtype=torch.float64)
         elif kind == "chain":
             base = chain_spectrum(dim, kappa, eps)
-        elif kind in _GRID_KINDS:
+        elif kind == "grid":
             base = grid_spectrum(self.layout.side, kappa, eps)  # type: ignore[union-attr]
+        elif kind == "learnable":
+            base = learnable_base_spectrum(self.layout.side, kappa, eps)  # type: ignore[union-attr]
         else:
             base = torch.ones(1, dtype=torch.float64)
         self.register_buffer("base", base, persistent=False)  # float64 until the module is cast
@@ -189,7 +217,8 @@ class HamMetric(nn.Module):
         self.register_buffer("bins", radial_bins(side, num_bins), persistent=False)
         if kind == "learnable":
             self.raw_increments = nn.Parameter(torch.zeros(num_bins - 1), requires_grad=False)
-            self.raw_span = nn.Parameter(torch.zeros(()), requires_grad=False)
+            start = min(max(init_span / span_max, 1e-6), 1.0 - 1e-6)
+            self.raw_span = nn.Parameter(torch.tensor(math.log(start / (1.0 - start))), requires_grad=False)
 
     @property
     def learnable(self) -> bool:
@@ -209,7 +238,7 @@ class HamMetric(nn.Module):
         if not self.learnable:
             raise ValueError(f"the '{self.kind}' metric has no learnable profile")
         inc, span_raw = raw if raw is not None else self.raw_parameters()
-        w = F.softplus(inc)
+        w = F.softplus(inc) + 1e-12
         steps = self.span_max * torch.sigmoid(span_raw) * torch.cumsum(w / w.sum(), 0)
         return torch.cat([steps.new_zeros(1), steps])
 
@@ -230,13 +259,16 @@ class HamMetric(nn.Module):
         if self.learnable:
             g = self.profile(raw)
             log_lam = log_lam + a * g[self.bins]
-        if self.gauge == "logdet":
-            log_lam = log_lam - log_lam.mean()
-        else:
-            log_lam = log_lam - (torch.logsumexp(log_lam.reshape(-1), 0) - math.log(log_lam.numel()))
-        if self.learnable:
-            log_lam = log_lam.clamp(-self.log_clip, self.log_clip)
+        log_lam = self._gauged(log_lam)
+        if self.learnable:  # docs/spec.md §E.4.1: clip, then gauge again
+            log_lam = self._gauged(log_lam.clamp(-self.log_clip, self.log_clip))
         return log_lam
+
+    def _gauged(self, log_lam: Tensor) -> Tensor:
+        """``log lambda`` shifted to geometric mean 1 (``logdet``) or mean 1 (``trace``)."""
+        if self.gauge == "logdet":
+            return log_lam - log_lam.mean()
+        return log_lam - (torch.logsumexp(log_lam.reshape(-1), 0) - math.log(log_lam.numel()))
 
     def apply_sqrt(self, z: Tensor, log_lam: Tensor | None = None) -> Tensor:
         """``H^{1/2} z`` for ``z [..., D]`` (returned as is for ``identity``).
@@ -280,8 +312,9 @@ class HamMetric(nn.Module):
 
         ``smooth_weight * sum (second differences of g)^2 + delta_weight * mean(delta^2)`` where
         ``delta = alpha g[bin(r)]`` is the learned log-perturbation on every frequency [I], plus, with
-        ``cond_max``, ``cond_weight * relu(log(lambda_max / lambda_min) - log(cond_max))^2``. ``alpha`` / ``beta``
-        override the module's values (the objective passes ramped ones).
+        ``cond_max``, ``cond_weight * relu(log(lambda_max / lambda_min) - log(cond_max))^2`` [D: the reference
+        computes its condition hinge without gradient, so it never acts; this one has a gradient]. ``alpha`` /
+        ``beta`` override the module's values (the objective passes ramped ones).
         """
         g = self.profile(raw)
         a = self.alpha if alpha is None else alpha

@@ -4,22 +4,28 @@
 so the regulariser's target is ``z ~ N(0, H^{-1})`` instead of ``N(0, I)``. ``H`` is a
 :class:`~hamjepa.objectives.ham_metric.HamMetric` (identity, diag, chain, grid or learnable spectrum).
 
-Learnable spectrum (``metric='learnable'``). The raw spectrum parameters are *not* trained by the
-returned loss (they do not require gradients, so the engine's optimiser and DDP ignore them, and the
-encoder's loss sees ``H`` as a constant). The objective owns a separate AdamW (lr ``h_lr``, no weight
-decay) that, on training calls with ``step % h_update_interval == 0``, takes one step on the current batch
-(``z`` detached), before the loss is formed:
+Learnable spectrum (``metric='learnable'``), as the reference code runs it (docs/spec.md §E.4.1). The raw spectrum
+parameters are *not* trained by the returned loss (they do not require gradients, so the encoder's loss sees
+``H`` as a constant). They are auxiliary parameters (:meth:`auxiliary_groups`): the engine owns their AdamW
+(lr ``h_lr``, by default the run's ``optim.lr``; no weight decay; no schedule), saves it in the checkpoint, and
+**after** the encoder's optimiser step, on training steps with ``step % h_update_interval == 0``,
+back-propagates :meth:`auxiliary_loss` on the same step's embeddings (detached) into them. That loss evaluates
+SIGReg **again with a fresh draw of directions** (a direction stream of its own, independent of the encoder
+step's):
 
-* ``h_mode='min'``: minimise ``lambda * SIGReg(H_phi^{1/2} z) + spectral penalty``;
-* ``h_mode='max'`` (adversarial): maximise ``lambda * SIGReg`` while still minimising the spectral penalty
-  (``- lambda * SIGReg + penalty``) [I: the ``max`` mode of docs/spec.md §E.4.1 is read as ascending the SIGReg
-  part only].
+* ``h_mode='min'``: minimise ``lambda * SIGReg(H_phi^{1/2} z) + spectral_weight * penalty``;
+* ``h_mode='max'`` (adversarial): ``- lambda * SIGReg + spectral_weight * penalty``.
 
-``h_grad_clip`` clips the norm of that gradient. Under DDP the H-gradient is averaged over ranks (the
-SIGReg statistics are all-reduced as in :class:`~hamjepa.objectives.sigreg.SIGReg`), so every rank takes
-the same step and the spectra stay identical. A repeated call at the same step does not update twice.
-The H-optimiser state and the update counter are part of the objective's ``state_dict`` (extra state of
-tensors and plain types, loadable with ``weights_only=True``), so a resumed run continues exactly.
+``spectral_weight`` defaults to 0 as in the reference (the penalty is then only logged); it also adds the
+(encoder-constant) penalty to the logged ``total``. ``h_grad_clip`` clips the norm of the H-gradient. Under DDP
+the engine averages it over ranks (the SIGReg statistics are all-reduced as in
+:class:`~hamjepa.objectives.sigreg.SIGReg`), so every rank takes the same step and the spectra stay identical.
+H is not updated while the (ramped) ``alpha`` is 0 (the spectrum does not depend on it then).
+
+Departures kept one key away [D]: ``cond_max`` adds a condition-number hinge *with* a gradient to the
+penalty (the reference computes its hinge without gradient, so it never acts); ``init_span=0.05`` restores
+the start of versions before docs/spec.md §E.4.1 (span 0.05 instead of a flat profile); ``spectral_weight=1`` the
+penalty they always used in the H step.
 
 Epoch ramps: with ``alpha_ramp_epochs = E > 0`` the profile weight is ``alpha * min(1, epoch / E)`` after
 :meth:`on_epoch_start` (likewise ``beta``); before any epoch hook the full values are used. The epoch is
@@ -37,13 +43,16 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from hamjepa.distributed import all_reduce_sum, get_world_size
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import ObjectiveOutput
+from hamjepa.objectives.base import AuxiliaryGroup, ObjectiveOutput
 from hamjepa.objectives.ham_metric import Gauge, HamMetric, MetricKind
 from hamjepa.objectives.lejepa import Combination, LeJEPAObjective
 from hamjepa.objectives.registry import register_objective
-from hamjepa.objectives.sigreg import SIGRegWeight
+from hamjepa.objectives.sigreg import SIGReg, SIGRegWeight
+from hamjepa.seeding import mix_seed
+
+H_DIRECTION_STREAM = 1
+"""Salt of the seed of the H step's SIGReg directions: a fresh draw, independent of the encoder step's."""
 
 HMode = Literal["min", "max"]
 H_MODES: tuple[str, ...] = ("min", "max")
@@ -68,18 +77,20 @@ class HamSIGRegObjective(LeJEPAObjective):
         metric: ``identity`` | ``diag`` | ``chain`` | ``grid`` | ``learnable``.
         token_channels, split_qp: token layout for ``grid`` / ``learnable`` (filled in from ``model.token_dim``
             and ``model.split_qp`` by the engine).
-        kappa, eps, beta, gauge, alpha, num_bins, span_max, log_clip: spectrum settings
+        kappa, eps, beta, gauge, alpha, num_bins, span_max, log_clip, init_span: spectrum settings
             (:class:`~hamjepa.objectives.ham_metric.HamMetric`).
         smooth_weight, delta_weight, cond_max, cond_weight: spectral penalty
-            (:meth:`~hamjepa.objectives.ham_metric.HamMetric.spectral_penalty`).
-        h_lr: learning rate of the H-optimiser (``reg_lr`` in docs/spec.md §E.4.1).
+            (:meth:`~hamjepa.objectives.ham_metric.HamMetric.spectral_penalty`; ``cond_max`` is a [D] departure).
+        spectral_weight: weight of that penalty in the H step's loss and the logged total (default 0, the
+            reference's; 1 = the H step of versions before docs/spec.md §E.4.1).
+        h_lr: learning rate of the H-optimiser (``reg_lr`` in docs/spec.md §E.4.1; None = the run's ``optim.lr``).
         h_update_interval: update the spectrum on steps divisible by this.
         h_mode: ``min`` or ``max`` (adversarial).
         h_grad_clip: clip the H-gradient norm to this (None = no clipping).
         alpha_ramp_epochs, beta_ramp_epochs: linear epoch ramps of ``alpha`` / ``beta`` (0 = none).
     """
 
-    # The H-optimiser steps on the host inside ``forward`` (at its interval): not one static graph.
+    # The engine's H step (auxiliary parameters) runs eagerly around the step: not one static graph.
     supports_compiled_step: ClassVar[bool] = False
 
     def __init__(
@@ -105,11 +116,13 @@ class HamSIGRegObjective(LeJEPAObjective):
         num_bins: int = 16,
         span_max: float = 0.1,
         log_clip: float = 3.0,
+        init_span: float = 0.0,
         smooth_weight: float = 1e-3,
         delta_weight: float = 1e-4,
         cond_max: float | None = None,
         cond_weight: float = 1.0,
-        h_lr: float = 1e-3,
+        spectral_weight: float = 0.0,
+        h_lr: float | None = None,
         h_update_interval: int = 1,
         h_mode: HMode = "min",
         h_grad_clip: float | None = None,
@@ -130,8 +143,10 @@ class HamSIGRegObjective(LeJEPAObjective):
             raise ValueError(f"h_mode must be 'min' or 'max' (adversarial), got {h_mode!r}")
         if not (isinstance(h_update_interval, int) and h_update_interval >= 1):
             raise ValueError(f"h_update_interval must be an int >= 1, got {h_update_interval!r}")
-        if not h_lr > 0:
-            raise ValueError(f"h_lr must be > 0, got {h_lr}")
+        if h_lr is not None and not h_lr > 0:
+            raise ValueError(f"h_lr must be > 0 or None (= optim.lr), got {h_lr}")
+        if not spectral_weight >= 0:
+            raise ValueError(f"spectral_weight must be >= 0 (0 = the reference's H step), got {spectral_weight}")
         if h_grad_clip is not None and not h_grad_clip > 0:
             raise ValueError(f"h_grad_clip must be > 0 or None, got {h_grad_clip}")
         if cond_max is not None and not cond_max > 1:
@@ -152,7 +167,16 @@ class HamSIGRegObjective(LeJEPAObjective):
             num_bins=num_bins,
             span_max=span_max,
             log_clip=log_clip,
+            init_span=init_span,
         )
+        self.h_sigreg = SIGReg(
+            num_slices=num_slices,
+            n_points=n_points,
+            t_max=t_max,
+            weight=weight,
+            seed=mix_seed(seed, H_DIRECTION_STREAM),
+        )
+        self.spectral_weight = float(spectral_weight)
         self.penalty_kwargs: dict[str, Any] = {
             "smooth_weight": float(smooth_weight),
             "delta_weight": float(delta_weight),
@@ -164,11 +188,8 @@ class HamSIGRegObjective(LeJEPAObjective):
         self.h_grad_clip = h_grad_clip
         self.alpha_ramp_epochs = alpha_ramp_epochs
         self.beta_ramp_epochs = beta_ramp_epochs
+        self.h_lr = None if h_lr is None else float(h_lr)
         self.epoch: int | None = None
-        self.h_updates = 0
-        self.last_h_step = -1
-        raw = self.metric.raw_parameters()
-        self.h_optimizer = torch.optim.AdamW(raw, lr=h_lr, weight_decay=0.0) if raw else None
 
     # ------------------------------------------------------------------ schedule and state
     def on_epoch_start(self, epoch: int) -> None:
@@ -184,22 +205,27 @@ class HamSIGRegObjective(LeJEPAObjective):
         )
 
     def get_extra_state(self) -> dict[str, Any]:
-        """H-optimiser state, update counters and the ramp epoch (tensors and plain types only)."""
-        return {
-            "h_optimizer": None if self.h_optimizer is None else self.h_optimizer.state_dict(),
-            "h_updates": self.h_updates,
-            "last_h_step": self.last_h_step,
-            "epoch": self.epoch,
-        }
+        """The ramp epoch (the spectrum's optimiser state is the engine's, saved with the run)."""
+        return {"epoch": self.epoch}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        if (state.get("h_optimizer") is None) != (self.h_optimizer is None):
-            raise ValueError("HamSIGReg state: the checkpoint's metric kind differs (learnable vs fixed spectrum)")
-        if self.h_optimizer is not None:
-            self.h_optimizer.load_state_dict(state["h_optimizer"])
-        self.h_updates = int(state["h_updates"])
-        self.last_h_step = int(state["last_h_step"])
         self.epoch = None if state.get("epoch") is None else int(state["epoch"])
+
+    def auxiliary_groups(self) -> list[AuxiliaryGroup]:
+        """The learnable spectrum's raw parameters with their AdamW settings (none for fixed metrics)."""
+        raw = self.metric.raw_parameters()
+        if not raw:
+            return []
+        return [
+            AuxiliaryGroup(
+                "metric",
+                tuple(raw),
+                lr=self.h_lr,
+                weight_decay=0.0,
+                update_interval=self.h_update_interval,
+                grad_clip=self.h_grad_clip,
+            )
+        ]
 
     # ------------------------------------------------------------------ maths
     def log_spectrum(self) -> Tensor:
@@ -217,49 +243,29 @@ class HamSIGRegObjective(LeJEPAObjective):
         return {"ham": self.ham_coordinates}
 
     def spectrum_objective(self, z: Tensor, step: int, raw: list[Tensor]) -> Tensor:
-        """What the H-optimiser minimises: ``+-lambda * SIGReg(H_raw^{1/2} z) + penalty(raw)``."""
+        """What the H-optimiser minimises: ``+-lambda * SIGReg(H_raw^{1/2} z) + spectral_weight * penalty(raw)``,
+        SIGReg with the H step's own (fresh) directions of ``step``."""
         alpha, beta = self.current_alpha_beta()
         log_lam = self.metric.log_spectrum(raw, alpha=alpha, beta=beta)
-        sig = self.sigreg(self.metric.apply_sqrt(z, log_lam), step=step)
+        sig = self.h_sigreg(self.metric.apply_sqrt(z, log_lam), step=step)
         sign = 1.0 if self.h_mode == "min" else -1.0
-        penalty = self.metric.spectral_penalty(raw, alpha=alpha, beta=beta, **self.penalty_kwargs)
-        return sign * self.lambda_reg * sig + penalty
+        loss = sign * self.lambda_reg * sig
+        if self.spectral_weight:
+            penalty = self.metric.spectral_penalty(raw, alpha=alpha, beta=beta, **self.penalty_kwargs)
+            loss = loss + self.spectral_weight * penalty
+        return loss
 
-    def update_spectrum(self, z: Tensor, step: int) -> None:
-        """One H-optimiser step on the batch ``z [V, B, D]`` (detached inside)."""
-        assert self.h_optimizer is not None
-        params = self.metric.raw_parameters()
-        with torch.enable_grad():
-            leaves = [p.detach().clone().requires_grad_(True) for p in params]
-            grads = torch.autograd.grad(self.spectrum_objective(upcast(z.detach()), step, leaves), leaves)
-        with torch.no_grad():
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            # Each rank's gradient is world_size x its share (see objectives.base); the mean is the global one.
-            flat = all_reduce_sum(flat) / get_world_size()
-            if self.h_grad_clip is not None:
-                flat = flat * torch.clamp(self.h_grad_clip / (flat.norm() + 1e-12), max=1.0)
-            offset = 0
-            for p in params:
-                p.grad = flat[offset : offset + p.numel()].reshape(p.shape).to(p.dtype)
-                offset += p.numel()
-        self.h_optimizer.step()
-        for p in params:
-            p.grad = None
-        self.h_updates += 1
-        self.last_h_step = step
+    def auxiliary_loss(self, z: Tensor, step: int) -> Tensor | None:
+        """What the engine's H step minimises on the step's embeddings ``z [V, B, D]`` (see
+        :meth:`spectrum_objective`); None (no update) while the ramped ``alpha`` is 0."""
+        if self.current_alpha_beta()[0] == 0.0:
+            return None
+        return self.spectrum_objective(upcast(z), step, self.metric.raw_parameters())
 
     def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, D]``; step: training step (seeds SIGReg, schedules the H-updates)."""
+        """Args: z ``[V, B, D]``; step: training step (seeds SIGReg). ``H`` is a constant here."""
         self.check_no_target(z_target, type(self).__name__)
         self.check_views(z)
-        if (
-            self.h_optimizer is not None
-            and self.training
-            and torch.is_grad_enabled()
-            and step % self.h_update_interval == 0
-            and step != self.last_h_step
-        ):
-            self.update_spectrum(z, step)
         inv = self.invariance_loss(z)
         log_lam = self.log_spectrum()
         sig = self.sigreg(self.metric.apply_sqrt(upcast(z), log_lam), step=step)
@@ -268,6 +274,8 @@ class HamSIGRegObjective(LeJEPAObjective):
             alpha, beta = self.current_alpha_beta()
             with torch.no_grad():
                 penalty = self.metric.spectral_penalty(alpha=alpha, beta=beta, **self.penalty_kwargs)
+            if self.spectral_weight:
+                total = total + self.spectral_weight * penalty.to(total.dtype)
         else:
             penalty = torch.zeros((), device=z.device)
         terms = {
