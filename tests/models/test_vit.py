@@ -58,8 +58,10 @@ def test_layout_sizes_and_pooling() -> None:
         ViTTokenEncoder(**TINY, patch_size=5)
     with pytest.raises(ValueError, match="token_dim=7 is odd"):
         ViTTokenEncoder(**TINY, token_dim=7)
-    with pytest.raises(ValueError, match="not a VisionTransformer|cannot build"):
+    with pytest.raises(ValueError, match="timm cannot build .resnet18."):
         ViTTokenEncoder(arch="resnet18")
+    with pytest.raises(ValueError, match=r"Unknown model \(vit_nope\)"):
+        ViTTokenEncoder(arch="vit_nope")
 
 
 def test_gradients_reach_the_patch_embedding() -> None:
