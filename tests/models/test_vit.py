@@ -58,7 +58,7 @@ def test_layout_sizes_and_pooling() -> None:
         ViTTokenEncoder(**TINY, patch_size=5)
     with pytest.raises(ValueError, match="token_dim=7 is odd"):
         ViTTokenEncoder(**TINY, token_dim=7)
-    with pytest.raises(ValueError, match="timm cannot build .resnet18."):
+    with pytest.raises(ValueError, match="timm cannot build 'resnet18'"):
         ViTTokenEncoder(arch="resnet18")
     with pytest.raises(ValueError, match=r"Unknown model \(vit_nope\)"):
         ViTTokenEncoder(arch="vit_nope")
