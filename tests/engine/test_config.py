@@ -26,7 +26,8 @@ def test_all_shipped_configs_load_with_paper_values() -> None:
     assert h.objective["match"] == "q" and h.objective["p_weight"] == 0.2 and h.objective["backward_direction"] == -1
     i = cfgs["imagenet100_hamjepa"]
     assert i.objective["match"] == "qp" and i.optim.predictor_lr == 5e-5 and i.model.kwargs["token_hw"] == 8
-    assert cfgs["cifar100_sigreg"].model.kwargs["split_qp"] is False and cfgs["cifar100_sigreg"].predictor.kind == "none"
+    sigreg = cfgs["cifar100_sigreg"]
+    assert sigreg.model.kwargs["split_qp"] is False and sigreg.predictor.kind == "none"
     assert cfgs["cifar100_mlp_hjepa"].predictor.kind == "mlp"
 
 

@@ -77,9 +77,9 @@ class ModelConfig:
     """Wrap the encoder in ``torch.compile``."""
     sync_batchnorm: bool = True
     """Under DDP, convert BatchNorm to SyncBatchNorm so statistics are global-batch ones."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata={"written_flat": True})
     """The encoder's constructor arguments, resolved (written flat in the ``model:`` section, never as
-    ``model.kwargs``; the loader fills in the constructor's defaults)."""
+    ``model.kwargs``; the loader fills in the constructor's defaults). Empty = the encoder's defaults."""
 
 
 @dataclass
