@@ -89,3 +89,14 @@ def test_vit_export_loads_in_timm_and_its_recipe_gives_the_embedding(
     images = _images()
     assert torch.equal(namespace["embed"](model.preprocess(images)), model.embed(images))
     assert model.readouts == ("q", "p", "qp")
+
+
+def test_the_recipe_in_using_a_model_is_the_card_recipe_of_a_cifar_run() -> None:
+    from hamjepa.models.resnet_export import torchvision_recipe
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "USING_A_MODEL.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "token_proj.weight" in b)
+    recipe = torchvision_recipe(
+        stem="cifar", kept_stages=["layer1", "layer2", "layer3"], image_size=32, token_hw=None, split_qp=True
+    )
+    assert block == recipe + "\n"
