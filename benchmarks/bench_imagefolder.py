@@ -37,7 +37,7 @@ from hamjepa.data.augment import imagenet_augment
 from hamjepa.data.folder_stream import ImageFolderStream
 from hamjepa.data.imagefolder import ImageFolderSource
 from hamjepa.data.reference import torchvision_imagenet_view
-from hamjepa.provenance import provenance
+from hamjepa.provenance import provenance, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "imagenette-mini"
@@ -187,7 +187,7 @@ def main() -> None:
     }
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)
 
 
 if __name__ == "__main__":

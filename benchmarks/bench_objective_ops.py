@@ -15,7 +15,6 @@ Also reports whether any host-synchronising op (``aten::item``, ``aten::_local_s
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from hamjepa.config import load_config
 from hamjepa.engine.build import build_encoder, build_objective
-from hamjepa.provenance import provenance
+from hamjepa.provenance import provenance, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNC_OPS = ("aten::item", "aten::_local_scalar_dense")
@@ -102,7 +101,7 @@ def main() -> None:
     )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)
         print(f"wrote {args.out}")
 
 

@@ -133,8 +133,40 @@ def render(files: list[Path]) -> str:
         out += _figures(f)
     if "reproduce_dynamics" not in by_kind:
         out += ["Not measured yet (`hamjepa reproduce dynamics`).", ""]
+    out += _toy_section(by_kind.get("diagnose_toy", []))
     out += _imagenet100_section(by_kind)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _toy_section(entries: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """Toy diagnostics (``hamjepa diagnose toy``): the sliced rollout view per system and integrator."""
+    out = ["## Toy systems: the sliced rollout view (CPU)", ""]
+    if not entries:
+        return [*out, "Not measured yet (`hamjepa diagnose toy`).", ""]
+    out += [
+        "Each integrator rolls out an ensemble of states; the ensemble is projected on random unit directions and",
+        "each 1-D distribution at the final step is compared with t = 0: sliced Wasserstein-1 in units of the",
+        "initial spread, and |log| of the ratio of projected variances (median and spread over directions).",
+        "",
+        "| system | integrator | W1(T, 0) / std | median abs log variance ratio | spread over directions |",
+        "|---|---|---|---|---|",
+    ]
+    for f, d in entries:
+        for system, s in d["systems"].items():
+            for row in s["integrators"].values():
+                sl = row["sliced"]
+                ratio = sl["log_var_ratio_final"]
+                cells = [sl["sliced_w1_rel_final"], ratio["median_abs"], ratio["spread"]]
+                shown = ["diverged" if sl["diverged"] or c is None else f"{c:.3f}" for c in cells]
+                out.append(f"| {system} | {row['label']} | {' | '.join(shown)} |")
+        st = d["settings"]
+        out += [
+            "",
+            f"{st['ensemble']} states, dt {st['dt']}, {st['steps']} steps, {st['sliced_directions']} directions, "
+            f"seed {st['seed']}. Source: `{f.relative_to(ROOT)}` — {_prov(d['provenance'])}",
+            "",
+        ]
+    return out
 
 
 IMAGENET100_TRAIN_IMAGES = 126_689

@@ -178,6 +178,18 @@ def test_nav_lists_every_page_and_every_listed_page_exists(reference: ModuleType
     assert listed <= written | generated, f"nav entries without a page: {sorted(listed - written - generated)}"
 
 
+def test_every_written_page_has_a_place_in_the_written_nav_and_a_plain_title() -> None:
+    """ "More" is a safety net, not a home: mkdocs.yml itself places every page, and no title shows markup."""
+    listed = set(_nav_paths(_mkdocs_config()["nav"]))
+    written = {p.relative_to(DOCS).as_posix() for p in DOCS.glob("*.md")}
+    assert written <= listed, f"pages missing from mkdocs.yml's nav: {sorted(written - listed)}"
+    index = (DOCS / "index.md").read_text()
+    for page in sorted(written - {"index.md"}):
+        title = next(line for line in (DOCS / page).read_text().splitlines() if line.startswith("# "))
+        assert "`" not in title, f"{page}: the title {title!r} shows literal backticks in the nav"
+        assert f"]({page})" in index, f"docs/index.md does not list {page}"
+
+
 def test_a_page_missing_from_the_nav_is_appended_under_more(reference: ModuleType) -> None:
     nav = reference.complete_nav([{"Home": "index.md"}, {"API": "api/"}])
     assert nav[0] == {"Home": "index.md"} and {"hamjepa.engine": "api/engine.md"} in nav[1]["API"]
@@ -237,3 +249,30 @@ def test_python_examples_in_the_docs_run(page: str, clean_registry: None) -> Non
 
         assert get_encoder_class("patch_tokens").__name__ == "PatchTokenEncoder"
         assert namespace["z"].shape == (4, 2048)
+
+
+def test_method_page_describes_the_default_force_computation() -> None:
+    from hamjepa.config.schema import PredictorConfig
+
+    text = (DOCS / "method.md").read_text()
+    default = PredictorConfig().force
+    assert f"(`predictor.force: {default}`, the default" in text, "docs/method.md must describe the default force"
+
+
+def test_links_between_pages_resolve_in_a_repository_viewer() -> None:
+    """Every relative link to a page resolves to a committed file, so docs/ reads in a repository viewer too."""
+    link = re.compile(r"\]\(([^)#\s:]+\.md)(?:#[^)]*)?\)")
+    for page in sorted(DOCS.rglob("*.md")):
+        if "hooks" in page.parts:
+            continue
+        for target in link.findall(page.read_text()):
+            assert (page.parent / target).resolve().is_file(), f"{page.relative_to(ROOT)} links to missing {target}"
+
+
+def test_committed_generated_pages_are_current(reference: ModuleType) -> None:
+    for rel, content in reference.generated_pages().items():
+        committed = DOCS / rel
+        assert committed.is_file(), f"docs/{rel} is not committed; run python {reference.REFRESH_COMMAND}"
+        assert committed.read_text() == content, f"docs/{rel} is out of date; run python {reference.REFRESH_COMMAND}"
+    pages = {f"api/{p.name}" for p in (DOCS / "api").glob("*.md")}
+    assert pages <= set(reference.generated_pages()), "an API page of a subpackage that no longer exists"

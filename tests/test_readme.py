@@ -39,3 +39,40 @@ def test_readme_dynamics_numbers_match_the_committed_results_file() -> None:
         for method, cell in zip(("jepa", "bijepa", "hamjepa"), cells[1:4], strict=True):
             stats = summary[task][method]["pred_probe_train"]
             assert cell == f"{stats['mean']:.4f} ± {stats['std']:.4f}", (task, method, cell)
+
+
+def test_readme_states_the_licence_of_every_loss() -> None:
+    text = README.read_text()
+    section = text.split("## Licence", 1)[1].split("\n## ", 1)[0]
+    assert "MIT" in section and "independent" in section and "CC BY-NC" in section
+    for method in ("HamJEPA", "SIGReg", "HamSIGReg", "MLP-HJEPA", "BiJEPA"):
+        assert method in section, method
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    assert 'license = "MIT"' in pyproject and (README.parent / "LICENSE").read_text().startswith("MIT")
+
+
+def test_readme_sliced_rollout_numbers_match_the_committed_results_file() -> None:
+    import json
+
+    results = sorted((README.parent / "benchmarks" / "results").glob("diagnose_toy_*.json"))
+    assert results, "no committed toy-diagnostics results"
+    data = json.loads(results[-1].read_text())
+    text = " ".join(README.read_text().split())
+    assert results[-1].name in text, "the README must cite the results file its numbers come from"
+    pendulum = data["systems"]["pendulum"]["integrators"]
+    harmonic = data["systems"]["harmonic"]["integrators"]
+
+    def sliced(rows: dict, name: str) -> dict:
+        return rows[name]["sliced"]
+
+    quoted = {
+        f"{sliced(pendulum, 'explicit_euler')['log_var_ratio_final']['median_abs']:.3f} for Euler",
+        f"against {sliced(pendulum, 'leapfrog')['log_var_ratio_final']['median_abs']:.3f} for leapfrog",
+        f"sliced W1 {sliced(pendulum, 'explicit_euler')['sliced_w1_rel_final']:.3f} "
+        f"vs {sliced(pendulum, 'leapfrog')['sliced_w1_rel_final']:.3f}",
+        f"Euler's is {sliced(harmonic, 'explicit_euler')['log_var_ratio_final']['median_abs']:.3f}",
+        f"(spread {sliced(harmonic, 'explicit_euler')['log_var_ratio_final']['spread']:.3f})",
+        f"against {sliced(harmonic, 'leapfrog')['log_var_ratio_final']['median_abs']:.3f} for leapfrog",
+    }
+    for phrase in quoted:
+        assert phrase in text, phrase

@@ -21,16 +21,13 @@ pages and the linked repository files) and :func:`on_page_markdown` (rewrites th
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import dataclasses
 import inspect
-import itertools
 import os
 import posixpath
 import re
 import sys
-import textwrap
 import types
 import typing
 from collections.abc import Iterator
@@ -59,33 +56,13 @@ def _ensure_importable() -> None:
 # Config reference
 
 
-def attribute_docstrings(cls: type) -> dict[str, str]:
-    """Attribute docstrings of a class body: the string literal right after ``name: type = value``."""
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = inspect.cleandoc(following.value.value)
-    return docs
-
-
 def class_docstrings(cls: type) -> dict[str, str]:
-    """Attribute docstrings of ``cls`` and its dataclass bases (the subclass wins)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if dataclasses.is_dataclass(klass):
-            docs.update(attribute_docstrings(klass))
-    return docs
+    """Attribute docstrings of ``cls`` and its dataclass bases (:func:`hamjepa.config.describe.class_docstrings`,
+    which ``hamjepa config`` prints too)."""
+    _ensure_importable()
+    from hamjepa.config.describe import class_docstrings as docstrings
+
+    return docstrings(cls)
 
 
 def type_name(tp: Any) -> str:
@@ -370,7 +347,13 @@ def api_modules() -> list[tuple[str, list[str]]]:
 def api_page_markdown(name: str, modules: list[str]) -> str:
     """One API page: an mkdocstrings block per module (subpackages render their submodules too)."""
     title = "`hamjepa` (top-level modules)" if name == "hamjepa" else f"`hamjepa.{name}`"
-    lines = [f"# {title}", "", "Generated from the docstrings.", ""]
+    where = "src/hamjepa/" + ("" if name == "hamjepa" else f"{name}/")
+    lines = [
+        f"# {title}",
+        "",
+        f"Generated from the docstrings of `{where}`; the documentation site (`mkdocs serve`) renders them here.",
+        "",
+    ]
     for module in modules:
         options = "    options:\n      show_submodules: false\n" if module == "hamjepa" else ""
         lines += [f"::: {module}", options]
@@ -380,6 +363,26 @@ def api_page_markdown(name: str, modules: list[str]) -> str:
 def api_nav() -> list[dict[str, str]]:
     """Nav entries of the API pages."""
     return [{("hamjepa" if n == "hamjepa" else f"hamjepa.{n}"): f"api/{n}.md"} for n, _ in api_modules()]
+
+
+REFRESH_COMMAND = "docs/hooks/reference.py --write"
+"""Rewrites the committed copies of the generated pages (``docs/reference/``, ``docs/api/``)."""
+
+
+def write_generated_pages(docs_dir: Path = DOCS_DIR) -> list[Path]:
+    """Write every generated page under ``docs_dir`` (committed, so links work in a repository viewer too);
+    removes API pages of subpackages that no longer exist. Returns the files written."""
+    pages = generated_pages()
+    for old in (docs_dir / "api").glob("*.md"):
+        if f"api/{old.name}" not in pages:
+            old.unlink()
+    written = []
+    for rel, content in pages.items():
+        target = docs_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        written.append(target)
+    return written
 
 
 def generated_pages() -> dict[str, str]:
@@ -474,8 +477,18 @@ def on_files(files: Any, config: Any) -> Any:
     """Add the generated pages to the build."""
     from mkdocs.structure.files import File
 
+    committed = {f.src_uri: f for f in files}
+    stale = []
     for path, content in generated_pages().items():
-        files.append(File.generated(config, path, content=content))
+        if path in committed:  # the committed copy (readable in a repository viewer) must be current
+            if Path(committed[path].abs_src_path).read_text() != content:
+                stale.append(path)
+        else:
+            files.append(File.generated(config, path, content=content))
+    if stale:
+        from mkdocs.exceptions import PluginError
+
+        raise PluginError(f"generated pages out of date: {', '.join(stale)}; run `python {REFRESH_COMMAND}`")
     linked: set[str] = set()
     for page in list(files.documentation_pages()):
         if page.abs_src_path and Path(page.abs_src_path).is_file():
@@ -501,3 +514,14 @@ def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Rewrite links to repository files outside ``docs/`` (see the module docstring)."""
     return rewrite_repo_links(page.file.src_uri, markdown)
+
+
+if __name__ == "__main__":
+    import argparse as _argparse
+
+    _parser = _argparse.ArgumentParser(description="Write the generated documentation pages into docs/.")
+    _parser.add_argument("--write", action="store_true", required=True, help="rewrite docs/reference and docs/api")
+    _parser.parse_args()
+    _ensure_importable()
+    for _file in write_generated_pages():
+        print(f"wrote {_file.relative_to(ROOT)}")

@@ -1,7 +1,7 @@
 """The ``hamjepa`` command line.
 
-Subcommands: ``train``, ``eval``, ``compare``, ``embed``, ``export``, ``bench``, ``data``, ``diagnose``, ``theory``,
-``reproduce``.
+Subcommands: ``train``, ``config``, ``eval``, ``compare``, ``embed``, ``export``, ``bench``, ``data``,
+``diagnose``, ``theory``, ``reproduce``.
 Every user mistake (bad config key, bad data path, bad checkpoint) prints one ``error:`` line and exits 2.
 Run ``hamjepa <subcommand> --help`` for the options of each.
 """
@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hamjepa import __version__
 from hamjepa.errors import HamjepaError
@@ -20,6 +21,7 @@ from hamjepa.errors import HamjepaError
 # Modules that register subcommands with ``add_parser(subparsers)``, in help order (after train and bench,
 # which :func:`build_parser` registers with the evaluation callbacks so that the engine never imports them).
 _SUBCOMMAND_MODULES = (
+    "hamjepa.config.cli",  # config
     "hamjepa.evaluation.cli",  # eval, compare
     "hamjepa.inference.cli",  # embed, export
     "hamjepa.data.cli",  # data
@@ -27,6 +29,13 @@ _SUBCOMMAND_MODULES = (
     "hamjepa.theory.cli",  # theory
     "hamjepa.reproduce.cli",  # reproduce
 )
+
+
+def _training_callbacks(cfg: Any) -> Any:
+    """The evaluation's training callbacks, imported on use so that ``--help`` does not import torch."""
+    from hamjepa.evaluation.callbacks import callbacks_from_config
+
+    return callbacks_from_config(cfg)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,9 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hamjepa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from hamjepa.engine import cli as engine_cli
-    from hamjepa.evaluation.callbacks import callbacks_from_config
 
-    engine_cli.add_parser(sub, callbacks=callbacks_from_config)  # train, bench
+    engine_cli.add_parser(sub, callbacks=_training_callbacks)  # train, bench
     for name in _SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser
@@ -68,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {' '.join(str(err).split())} (set HAMJEPA_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        hint = getattr(args, "interrupt_hint", None)
+        print(f"interrupted; {hint}" if hint else "interrupted", file=sys.stderr)
         return 130
 
 

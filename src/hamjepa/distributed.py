@@ -62,6 +62,40 @@ class _AllReduceSum(torch.autograd.Function):
         return out
 
 
+def all_gather_cat(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Concatenate every rank's ``tensor`` along ``dim`` (rank order), differentiably; identity without a group.
+
+    Args:
+        tensor: any shape; every rank must pass the same shape and dtype.
+        dim: the axis to concatenate along (the batch axis).
+
+    Returns:
+        The concatenation. Backward all-reduces (sums) the incoming gradient over ranks and returns this
+        rank's slice, the same convention as :func:`all_reduce_sum`: when every rank back-propagates the same
+        global loss, a rank's local gradient is ``world_size`` times its share of the single-process one.
+    """
+    if not is_distributed():
+        return tensor
+    return _AllGatherCat.apply(tensor, dim)
+
+
+class _AllGatherCat(torch.autograd.Function):
+    """Concatenation over ranks; the backward sums the gradient over ranks and keeps this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        ctx.dim, ctx.size = dim, tensor.shape[dim]
+        return torch.cat(parts, dim=dim)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        out = grad.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out.narrow(ctx.dim, dist.get_rank() * ctx.size, ctx.size), None
+
+
 def broadcast_int(value: int, src: int = 0) -> int:
     """Broadcast a Python int from ``src`` to every rank (identity without a process group)."""
     if not is_distributed():

@@ -11,6 +11,7 @@ import pytest
 
 from hamjepa.diagnostics.cli import add_parser
 from hamjepa.diagnostics.toy_report import ToySettings, run_toy_diagnostics
+from hamjepa.errors import HamjepaError
 
 FIGURES = (
     "energy_drift_heatmap",
@@ -102,4 +103,5 @@ def test_settings_validation() -> None:
 
 def test_cli_diagnose_missing_run_dir(tmp_path: Path) -> None:
     args = _parse(["diagnose", str(tmp_path / "nope")])
-    assert args.func(args) == 2
+    with pytest.raises(HamjepaError, match="neither 'toy' nor an existing run"):  # main() prints `error: ...`
+        args.func(args)

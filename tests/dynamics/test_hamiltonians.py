@@ -120,7 +120,7 @@ def test_bad_activation_and_sizes_are_rejected() -> None:
     with pytest.raises(ValueError, match="valid: gelu, relu, silu"):
         SeparableHamiltonian(4, activation="tanh")
     with pytest.raises(ValueError, match="hidden_dim"):
-        build_mlp(4, 1, hidden_dim=0, depth=1, activation="gelu")
+        build_mlp(4, 1, hidden_dims=[0], activation="gelu")
     with pytest.raises(ValueError, match="dim"):
         SeparableHamiltonian(0)
 

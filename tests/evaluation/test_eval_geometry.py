@@ -64,7 +64,8 @@ def test_cosine_and_norm_statistics_match_numpy() -> None:
     train = torch.randn(40, 6, generator=g)
     geo = feature_geometry(train, test, num_pairs=3000, seed=0)
     pg = torch.Generator().manual_seed(0)
-    i1, i2 = torch.randint(0, 50, (3000,), generator=pg).numpy(), torch.randint(0, 50, (3000,), generator=pg).numpy()
+    i1 = torch.randint(0, 50, (3000,), generator=pg).numpy()
+    i2 = (i1 + torch.randint(1, 50, (3000,), generator=pg).numpy()) % 50  # distinct rows
     z = test.double().numpy()
     zn = z / np.linalg.norm(z, axis=1, keepdims=True)
     cos = np.sum(zn[i1] * zn[i2], axis=1)

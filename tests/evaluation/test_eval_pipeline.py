@@ -83,10 +83,10 @@ def test_compare_two_runs(evaluated_run: Path, tmp_path: Path) -> None:
     assert args.func(args) == 0
     table = (tmp_path / "cmp" / "compare.md").read_text()
     lines = table.strip().splitlines()
-    assert lines[0].startswith("| method | run | readout | NN@20 | best NN (k) | linear |")
+    assert lines[0].startswith("| method | run | data set | readout | NN@20 | best NN (k) | linear |")
     assert len(lines) == 2 + 6
     assert sum(line.startswith("| hamjepa |") for line in lines) == 3
-    assert "| sigreg | runB | qp | 12.50 |" in table
+    assert "| sigreg | runB | tiny | qp | 12.50 |" in table
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
     assert compare_runs([run_b / "eval" / "metrics.json"], tmp_path / "cmp2", figure=False).count("sigreg") == 3
 

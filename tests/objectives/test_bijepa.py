@@ -139,9 +139,10 @@ def test_bad_inputs_raise() -> None:
 
 def _norm_growth(norm_mode: str) -> float:
     """Ratio of the late to the early online-embedding norm in a short BiJEPA sine run (single thread)."""
+    from hamjepa.config import OptimConfig
     from hamjepa.sequences.benchmark import _sequence_batches, make_sequence_task
     from hamjepa.sequences.encoders import SequenceEncoder
-    from hamjepa.sequences.train import train_two_view
+    from hamjepa.sequences.train import train_pairs
 
     settings = norm_mode_settings(norm_mode)
     task = make_sequence_task("sine", 0)
@@ -151,9 +152,8 @@ def _norm_growth(norm_mode: str) -> float:
     try:
         encoder = SequenceEncoder(10, 64, 16, layer_norm=settings.layer_norm)
         objective = BiJEPAObjective(16, alpha=0.5, hidden_dim=64, norm_mode=norm_mode)  # type: ignore[arg-type]
-        result = train_two_view(
-            encoder, objective, _sequence_batches(task, 64), steps=300, lr=1e-3, weight_decay=settings.weight_decay
-        )
+        optim = OptimConfig(lr=1e-3, weight_decay=settings.weight_decay, warmup_epochs=0.0, min_lr_ratio=1.0)
+        result = train_pairs(encoder, objective, _sequence_batches(task, 64), steps=300, optim=optim)
     finally:
         torch.set_num_threads(threads)
     norms = result.history["online_norm"]

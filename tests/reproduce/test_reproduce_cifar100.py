@@ -14,7 +14,7 @@ from hamjepa.reproduce.paper_numbers import paper_reference
 
 def test_paper_reference_rows() -> None:
     assert paper_reference("hamjepa", "q", 30) == (31.45, 33.95)
-    assert paper_reference("lejepa", "z", 30) == (26.56, 30.43)
+    assert paper_reference("sigreg", "z", 30) == (26.56, 30.43)
     assert paper_reference("mlp_hjepa", "q", 80) == (28.10, 42.26)
     assert paper_reference("mlp_hjepa", "q", 30) is None
 
@@ -64,5 +64,5 @@ def test_reproduce_toy_scale_on_real_slice(tmp_path: Path, cifar100_npz: Path) -
 
 def test_imagenet100_paper_rows() -> None:
     assert paper_reference("hamjepa", "q", 45, "imagenet100") == (24.92, 31.92)
-    assert paper_reference("lejepa", "qp", 45, "imagenet100") == (20.94, 25.54)
-    assert paper_reference("lejepa", "q", 30, "imagenet100") is None
+    assert paper_reference("sigreg", "qp", 45, "imagenet100") == (20.94, 25.54)
+    assert paper_reference("sigreg", "q", 30, "imagenet100") is None

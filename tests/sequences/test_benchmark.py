@@ -9,13 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from hamjepa.sequences.benchmark import DEFAULT_SETTINGS, TaskSettings, build_objective, run_image_halves
+from hamjepa.engine.module import embed_views
+from hamjepa.sequences.benchmark import (
+    DEFAULT_SETTINGS,
+    TaskSettings,
+    benchmark_config,
+    build_benchmark_objective,
+    run_image_halves,
+)
 from hamjepa.sequences.cli import add_reproduce_dynamics_parser
 from hamjepa.sequences.data import make_image_halves
 from hamjepa.sequences.encoders import HalfImageEncoder, SequenceEncoder
 from hamjepa.sequences.protocols import decoder_probe, linear_classification_probe, linear_regression_probe
-from hamjepa.sequences.reproduce import reproduce_dynamics, summarise
-from hamjepa.sequences.train import encode_pair, predict_forward
+from hamjepa.sequences.reproduce import reproduce_dynamics, summarise_runs
+from hamjepa.sequences.train import pair_views, predict_forward
 
 
 def test_regression_probe_fits_linear_map_and_reports_heldout() -> None:
@@ -53,13 +60,17 @@ def test_encoders_shapes_and_norm_modes() -> None:
     with pytest.raises(ValueError, match=r"\[N, 10\]"):
         enc(torch.randn(5, 11))
     img = HalfImageEncoder(12, layer_norm=True)
-    z2 = encode_pair(img, torch.randn(4, 1, 28, 14), torch.randn(4, 1, 28, 14))
+    views = pair_views(img, torch.randn(4, 1, 28, 14), torch.randn(4, 1, 28, 14))
+    assert isinstance(views, list)  # BatchNorm: one forward per view
+    z2 = embed_views(img, views, channels_last=False, amp_dtype=None)
     assert z2.shape == (2, 4, 12)
+    stacked = pair_views(enc, torch.randn(4, 10), torch.randn(4, 10))
+    assert isinstance(stacked, torch.Tensor) and stacked.shape == (2, 4, 10)
 
 
 def test_hamjepa_composition_predicts_with_leapfrog() -> None:
     settings = TaskSettings(steps=1, lr=1e-3, batch_size=8, hidden_dim=8, embed_dim=6, momentum=0.99, probe_epochs=1)
-    obj = build_objective("hamjepa", settings)
+    obj = build_benchmark_objective("hamjepa", settings)
     assert obj.needs_target_encoder is False
     z = torch.randn(4, 6)
     forward = predict_forward(obj, z)
@@ -67,7 +78,7 @@ def test_hamjepa_composition_predicts_with_leapfrog() -> None:
     back = obj.predictor(forward, direction=-1).detach()
     torch.testing.assert_close(back, z, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="method"):
-        build_objective("vicreg", settings)
+        build_benchmark_objective("vicreg", settings)
 
 
 def test_run_image_halves_on_synthetic_images() -> None:
@@ -114,7 +125,7 @@ def test_reproduce_rejects_bad_arguments(tmp_path) -> None:
 
 def test_summarise_single_seed_has_zero_std() -> None:
     runs = [{"task": "sine", "method": "jepa", "metrics": {"a": 2.0}}]
-    assert summarise(runs) == {"sine": {"jepa": {"a": {"mean": 2.0, "std": 0.0, "n": 1}}}}
+    assert summarise_runs(runs) == {"sine": {"jepa": {"a": {"mean": 2.0, "std": 0.0, "n": 1}}}}
 
 
 def test_cli_registers_dynamics_under_reproduce() -> None:
@@ -129,6 +140,28 @@ def test_cli_registers_dynamics_under_reproduce() -> None:
     assert defaults.tasks == ["sine", "lorenz", "halves"] and defaults.seeds == [0, 1, 2]
     with pytest.raises(SystemExit):
         parser.parse_args(["reproduce", "dynamics", "--tasks", "cifar"])
+
+
+def test_hamjepa_predictor_comes_from_the_predictor_config() -> None:
+    """No copied literals: the benchmark's predictor is the predictor config's defaults at the task's width."""
+    from hamjepa.config import PredictorConfig
+    from hamjepa.objectives.registry import get_objective_class
+
+    settings = DEFAULT_SETTINGS["lorenz"]
+    cfg = benchmark_config("hamjepa", settings)
+    assert cfg.predictor == PredictorConfig(hidden_dim=settings.hidden_dim)
+    obj = build_benchmark_objective("hamjepa", settings)
+    assert type(obj) is get_objective_class("hamjepa")
+    defaults = PredictorConfig()
+    assert float(obj.predictor.dt) == defaults.dt and obj.predictor.steps == defaults.steps
+    assert obj.predictor.hamiltonian_name == defaults.hamiltonian
+    assert obj.predictor.integrator_name == defaults.integrator
+    assert obj.predictor.residual_scale == defaults.residual_scale
+    for method, alpha in (("jepa", 1.0), ("bijepa", 0.5)):
+        bijepa = build_benchmark_objective(method, settings)
+        assert type(bijepa) is get_objective_class("bijepa") and bijepa.alpha == alpha
+        assert benchmark_config(method, settings).predictor.kind == "none"
+    assert (cfg.optim.warmup_epochs, cfg.optim.min_lr_ratio, cfg.optim.lr) == (0.0, 1.0, settings.lr)
 
 
 def test_default_settings_follow_the_paper() -> None:

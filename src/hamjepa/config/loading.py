@@ -58,7 +58,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader; errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config: file not found: {path}. Pass one of the YAML files in configs/.")
+        raise ConfigError(
+            f"config: file not found: {path}. Pass a YAML config file (the repository's configs/ folder has one "
+            "per method; `hamjepa config FILE` prints a config with every key explained)."
+        )
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

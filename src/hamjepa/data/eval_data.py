@@ -34,6 +34,8 @@ class EvalData:
             (possibly channels-last strided views; consumers call ``.contiguous()`` where they need NCHW).
         num_classes: number of classes.
         mean, std: per-channel normalisation the evaluator applies after ``/ 255``.
+        n_train: number of train images when known before decoding (the evaluator checks an explicit kNN
+            ``k`` against it before extracting any feature); ``None``: unknown.
     """
 
     train: Batches
@@ -41,6 +43,7 @@ class EvalData:
     num_classes: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    n_train: int | None = None
 
 
 def stratified_subset(labels: np.ndarray | torch.Tensor, n: int) -> np.ndarray:
@@ -94,6 +97,7 @@ def eval_data_from_arrays(
         num_classes=splits.num_classes,
         mean=mean,
         std=std,
+        n_train=len(ytr),
     )
 
 
@@ -167,13 +171,24 @@ def eval_data_from_imagefolder(
         n = len(src)
         return np.arange(n) if subset is None else stratified_subset(src.targets.numpy(), subset)
 
+    train_indices = indices(train)
     return EvalData(
-        train=_folder_batches(_EvalImages(train, indices(train), resize, crop), batch_size, num_workers, on_corrupt),
+        train=_folder_batches(_EvalImages(train, train_indices, resize, crop), batch_size, num_workers, on_corrupt),
         test=_folder_batches(_EvalImages(test, indices(test), resize, crop), batch_size, num_workers, on_corrupt),
         num_classes=train.num_classes,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
+        n_train=len(train_indices),
     )
+
+
+def first_split_present(root: str | Path, names: tuple[str, ...]) -> str | None:
+    """The first of the split folder ``names`` (e.g. ``("val", "test")``) present under ``root``, as a folder
+    ``root/name`` or Kaggle parts ``root/name.X*``; ``None`` when none is."""
+    for name in names:
+        if (Path(root) / name).is_dir() or any(p.is_dir() for p in Path(root).glob(f"{name}.X*")):
+            return name
+    return None
 
 
 def build_eval_data(

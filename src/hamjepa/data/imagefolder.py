@@ -19,6 +19,14 @@ from hamjepa.data.sources import DataError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
 
+def default_decode_workers() -> int:
+    """Image-decoding processes when none are asked for (``hamjepa embed``, ``hamjepa eval --data``):
+    ``min(4, CPUs)``."""
+    import os
+
+    return min(4, os.cpu_count() or 1)
+
+
 def split_parts(root: Path, split: str) -> list[Path]:
     """The folders holding ``split``'s class folders: ``root/split`` or the Kaggle parts ``root/split.X*``.
 
@@ -31,7 +39,7 @@ def split_parts(root: Path, split: str) -> list[Path]:
     if not parts:
         raise DataError(
             f"data: image folder {root / split} does not exist; expected {root}/{split}/<class>/<image> "
-            f"(check --data-root)"
+            "(check data.path, or the folder given to --data)"
         )
     return parts
 
@@ -178,7 +186,9 @@ class ImageFolderSource:
         self.root = Path(root)
         self.split = split
         if not self.root.is_dir():
-            raise DataError(f"data: image-folder root {self.root} does not exist (check --data-root)")
+            raise DataError(
+                f"data: image-folder root {self.root} does not exist (check data.path, or the folder given to --data)"
+            )
         parts = split_parts(self.root, split)
         classes: list[str] | None = None
         pairs: list[tuple[Path, str]] = []

@@ -75,7 +75,7 @@ def load_packed(path: str | Path) -> ArraySplits:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data: {path} does not exist; {PACK_HINT} (or pass the right --data path)")
+        raise DataError(f"data: {path} does not exist; {PACK_HINT} (or set data.path / --data to the packed file)")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from hamjepa.diagnostics.toy_systems import SYSTEMS
+from hamjepa.errors import HamjepaError
+
+TOY_DEFAULT_OUT = Path("runs") / "diagnostics_toy"
+"""Output folder of ``hamjepa diagnose toy`` when ``--out`` is not given."""
+
+TOY_SYSTEMS = ("pendulum", "harmonic", "duffing")
+"""Names of :data:`hamjepa.diagnostics.toy_systems.SYSTEMS` (a test keeps them equal), written out so that
+``--help`` does not import torch."""
 
 
 def _fmt(value: float | None) -> str:
@@ -19,7 +25,7 @@ def _fmt(value: float | None) -> str:
 def _run_toy(args: argparse.Namespace) -> int:
     from hamjepa.diagnostics.toy_report import ToySettings, run_toy_diagnostics
 
-    systems = list(SYSTEMS) if args.system == "all" else [args.system]
+    systems = list(TOY_SYSTEMS) if args.system == "all" else [args.system]
     settings = ToySettings(
         dt=args.dt,
         steps=args.steps if args.steps is not None else 250,
@@ -30,7 +36,7 @@ def _run_toy(args: argparse.Namespace) -> int:
         seed=args.seed,
         sliced_directions=args.directions,
     )
-    out = Path(args.out) if args.out else Path("diagnostics_toy")
+    out = Path(args.out) if args.out else TOY_DEFAULT_OUT
     start = time.perf_counter()
     summary = run_toy_diagnostics(out, systems=systems, settings=settings)
     for name, sys_summary in summary["systems"].items():
@@ -58,8 +64,7 @@ def _run_predictor(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     if not target.exists():
-        print(f"diagnose: {target} is neither 'toy' nor an existing run directory / checkpoint", file=sys.stderr)
-        return 2
+        raise HamjepaError(f"diagnose: {target} is neither 'toy' nor an existing run directory / checkpoint")
     result = run_dir_diagnostics(
         target,
         out_dir=args.out,
@@ -88,11 +93,9 @@ def _run_predictor(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    try:
-        return _run_toy(args) if args.target == "toy" else _run_predictor(args)
-    except ValueError as exc:
-        print(f"diagnose: {exc}", file=sys.stderr)
-        return 2
+    # A bad target (missing, no checkpoint, no predictor) raises a HamjepaError / ValueError: the top-level CLI
+    # prints it as one `error:` line and exits 2.
+    return _run_toy(args) if args.target == "toy" else _run_predictor(args)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -115,9 +118,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="output directory (default: ./diagnostics_toy for toy, RUN_DIR/diagnostics for a run)",
+        help="output directory (default: runs/diagnostics_toy for toy, RUN_DIR/diagnostics for a run)",
     )
-    p.add_argument("--system", default="all", choices=["all", *SYSTEMS], help="toy system (toy only)")
+    p.add_argument("--system", default="all", choices=["all", *TOY_SYSTEMS], help="toy system (toy only)")
     p.add_argument("--grid", type=int, default=151, help="heatmap grid side (toy only; default 151)")
     p.add_argument(
         "--steps",

@@ -4,11 +4,12 @@ Every system has the separable form ``H(q, p) = T(p) + V(q)`` with unit mass, ``
 and a potential ``V`` with an analytic gradient, so the maps below need no autograd to run (autograd is
 still possible through them, which the symplecticity diagnostic uses to get Jacobians).
 
-States are tensors ``x: [N, 2d]`` with ``q = x[:, :d]`` and ``p = x[:, d:]``. The maps are pure functions
-``step(system, q, p, h) -> (q_next, p_next)`` on the halves (cheap in a long rollout);
-:func:`apply_step` applies one to a stacked state ``[N, 2d]``.
+States are tensors ``x: [N, 2d]`` with ``q = x[:, :d]`` and ``p = x[:, d:]``. A :class:`ToySystem` is a
+separable Hamiltonian in the sense of :mod:`hamjepa.dynamics.integrators` (``grad_V``, ``grad_T``), so the
+maps are the latent predictor's own integrators, ``step(system, q, p, h, steps) -> (q_N, p_N)`` on the
+halves (cheap in a long rollout); :func:`apply_step` applies one step to a stacked state ``[N, 2d]``.
 
-Maps (``h`` is the signed step):
+Maps (``h`` is the signed step; :data:`INTEGRATORS`):
 
 * explicit Euler ``x' = x + h * Omega grad H(x)`` (the "SIGReg proxy": a generic non-symplectic map);
 * symplectic Euler ``p' = p - h grad V(q)``, ``q' = q + h p'`` (symplectic, first order, not symmetric);
@@ -21,9 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
+
+from hamjepa.dynamics.integrators import Integrator, integrator_for
 
 __all__ = [
     "INTEGRATORS",
@@ -32,11 +36,8 @@ __all__ = [
     "StepFn",
     "ToySystem",
     "apply_step",
-    "explicit_euler",
     "get_system",
-    "leapfrog",
     "rollout",
-    "symplectic_euler",
     "wrap_angle",
 ]
 
@@ -72,6 +73,22 @@ class ToySystem:
         """``Omega grad H(x) = (p, -grad V(q))`` for ``x: [N, 2d]`` -> ``[N, 2d]``."""
         q, p = _split(x)
         return torch.cat([p, -self.grad_potential(q)], dim=-1)
+
+    # The separable-Hamiltonian interface of hamjepa.dynamics.integrators (so the predictor's integrators run
+    # on toy systems): per-sample energy H(q, p) and the closed-form partials dH/dq = grad V, dH/dp = p.
+    separable: ClassVar[bool] = True
+
+    def __call__(self, q: Tensor, p: Tensor) -> Tensor:
+        """``H(q, p)`` for ``q, p: [N, d]`` -> ``[N]``."""
+        return 0.5 * (p * p).sum(-1) + self.potential(q)
+
+    def grad_V(self, q: Tensor) -> Tensor:
+        """``dH/dq = grad V(q)``: ``[N, d] -> [N, d]``."""
+        return self.grad_potential(q)
+
+    def grad_T(self, p: Tensor) -> Tensor:
+        """``dH/dp = p`` (unit mass): ``[N, d] -> [N, d]``."""
+        return p
 
 
 def _split(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -149,39 +166,24 @@ def get_system(name: str) -> ToySystem:
     return SYSTEMS[name]
 
 
-def explicit_euler(system: ToySystem, q: Tensor, p: Tensor, h: float) -> tuple[Tensor, Tensor]:
-    """One explicit-Euler step ``x + h * Omega grad H(x)`` on ``q, p: [N, d]``."""
-    return q + h * p, p - h * system.grad_potential(q)
-
-
-def symplectic_euler(system: ToySystem, q: Tensor, p: Tensor, h: float) -> tuple[Tensor, Tensor]:
-    """One symplectic-Euler step (kick then drift) on ``q, p: [N, d]``."""
-    p_new = p - h * system.grad_potential(q)
-    return q + h * p_new, p_new
-
-
-def leapfrog(system: ToySystem, q: Tensor, p: Tensor, h: float) -> tuple[Tensor, Tensor]:
-    """One leapfrog (velocity-Verlet) step, kick(h/2) - drift(h) - kick(h/2), on ``q, p: [N, d]``."""
-    p_half = p - 0.5 * h * system.grad_potential(q)
-    q_new = q + h * p_half
-    return q_new, p_half - 0.5 * h * system.grad_potential(q_new)
-
-
-StepFn = Callable[[ToySystem, Tensor, Tensor, float], tuple[Tensor, Tensor]]
+StepFn = Integrator
+"""A toy step map: one of the predictor's integrators, ``step(system, q, p, h, steps) -> (q_N, p_N)``."""
 
 
 def apply_step(step: StepFn, system: ToySystem, x: Tensor, h: float) -> Tensor:
-    """Apply a step map to stacked states ``x: [N, 2d]`` -> ``[N, 2d]``."""
+    """Apply one step of ``step`` to stacked states ``x: [N, 2d]`` -> ``[N, 2d]``."""
     q, p = _split(x)
-    q_new, p_new = step(system, q, p, h)
+    q_new, p_new = step(system, q, p, h, 1)
     return torch.cat([q_new, p_new], dim=-1)
 
 
+_PREDICTOR_NAMES = {"explicit_euler": "euler", "symplectic_euler": "symplectic_euler", "leapfrog": "leapfrog"}
+
 INTEGRATORS: dict[str, StepFn] = {
-    "explicit_euler": explicit_euler,
-    "symplectic_euler": symplectic_euler,
-    "leapfrog": leapfrog,
+    name: integrator_for(predictor_name, SYSTEMS["harmonic"]) for name, predictor_name in _PREDICTOR_NAMES.items()
 }
+"""The toy diagnostics' integrators by name: the very functions :class:`~hamjepa.dynamics.HamiltonianPredictor`
+runs for a separable Hamiltonian (:func:`~hamjepa.dynamics.integrator_for`), not copies."""
 
 
 INTEGRATOR_LABELS: dict[str, str] = {
@@ -220,7 +222,7 @@ def rollout(
     q, p = _split(x0)
     frames: list[Tensor] = [x0] if record_every else []
     for t in range(1, steps + 1):
-        q, p = step(system, q, p, h)
+        q, p = step(system, q, p, h, 1)
         if do_wrap:
             q = wrap_angle(q)
         if record_every and (t % record_every == 0 or t == steps):

@@ -216,7 +216,7 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
         self.base_coeff = _check_scale("SeparableHamiltonian: base_coeff", base_coeff)
         self.force = check_force("SeparableHamiltonian", force)
         self.residual_scale = residual_scale
-        self.residual = build_mlp(dim, 1, hidden_dim=hidden_dim, depth=depth, activation=activation)
+        self.residual = build_mlp(dim, 1, hidden_dims=[hidden_dim] * depth, activation=activation)
 
     def potential(self, q: Tensor) -> Tensor:
         """``V(q)``: ``[..., d] -> [...]``."""
@@ -278,7 +278,7 @@ class LearnableHamiltonian(_ResidualScaled, Hamiltonian):
         super().__init__()
         self.dim = _check_dim("LearnableHamiltonian: dim (the size of q)", dim)
         self.residual_scale = residual_scale
-        self.residual = build_mlp(2 * dim, 1, hidden_dim=hidden_dim, depth=depth, activation=activation)
+        self.residual = build_mlp(2 * dim, 1, hidden_dims=[hidden_dim] * depth, activation=activation)
 
     def forward(self, q: Tensor, p: Tensor) -> Tensor:
         energy = 0.5 * (q.square().sum(-1) + p.square().sum(-1))

@@ -46,6 +46,7 @@ __all__ = [
     "Integrator",
     "explicit_euler",
     "get_integrator",
+    "integrator_for",
     "leapfrog",
     "separable_leapfrog",
     "symplectic_euler",
@@ -221,3 +222,16 @@ def get_integrator(name: str) -> Integrator:
         return INTEGRATORS[name]
     except KeyError:
         raise ValueError(f"unknown integrator={name!r}; valid: {', '.join(INTEGRATORS)}") from None
+
+
+def integrator_for(name: str, hamiltonian: object) -> Integrator:
+    """The function that integrates ``hamiltonian`` for the integrator ``name`` (one of :data:`INTEGRATORS`).
+
+    ``"leapfrog"`` on a Hamiltonian that declares ``separable = True`` is :func:`separable_leapfrog` (the
+    closed-form fast path); every other pair is ``INTEGRATORS[name]``. :class:`HamiltonianPredictor` and the
+    toy diagnostics both pick their integrator here, so they run the same function objects.
+    """
+    integrate = get_integrator(name)
+    if integrate is leapfrog and _is_separable(hamiltonian):
+        return separable_leapfrog
+    return integrate

@@ -1,17 +1,19 @@
-"""Small MLP builder shared by the learned potentials and the MLP predictor, and the closed-form input
-gradient of a scalar MLP (the analytic force of the separable Hamiltonian)."""
+"""The library's one MLP builder (learned potentials, MLP predictor, BiJEPA predictors, the dynamics benchmark's
+encoders and decoder probe), and the closed-form input gradient of a scalar MLP (the analytic force of the
+separable Hamiltonian)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 import torch.autograd.forward_ad as forward_ad
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "analytic_force", "build_mlp", "make_activation"]
+__all__ = ["ACTIVATIONS", "NORMS", "analytic_force", "build_mlp", "make_activation"]
 
 ACTIVATIONS = ("gelu", "relu", "silu")
 """Valid activation names: ``gelu`` (exact erf form), ``relu``, ``silu``."""
@@ -30,21 +32,46 @@ def make_activation(name: str) -> nn.Module:
     raise ValueError(f"unknown activation={name!r}; valid: {', '.join(ACTIVATIONS)}")
 
 
-def build_mlp(in_dim: int, out_dim: int, *, hidden_dim: int, depth: int, activation: str) -> nn.Sequential:
-    """``Linear(in, hidden) -> act -> [Linear(hidden, hidden) -> act] * (depth - 1) -> Linear(hidden, out)``.
+NORMS = ("layer", "batch")
+"""Valid ``norm`` names of :func:`build_mlp`: ``layer`` (LayerNorm), ``batch`` (BatchNorm1d)."""
 
-    ``depth`` counts hidden layers (each followed by the activation). PyTorch's default ``nn.Linear``
-    initialisation is kept. Shapes: ``[..., in_dim] -> [..., out_dim]``.
+
+def build_mlp(
+    in_dim: int,
+    out_dim: int,
+    *,
+    hidden_dims: Sequence[int],
+    activation: str,
+    norm: Literal["layer", "batch"] | None = None,
+) -> nn.Sequential:
+    """``[Linear(width, hidden) -> (norm) -> act] for hidden in hidden_dims -> Linear(width, out)``.
+
+    The one MLP builder of the library: the learned potentials and the MLP predictor (no norm, GELU), the
+    BiJEPA predictors and benchmark encoders (LayerNorm, ReLU) and the benchmark's decoder probe (BatchNorm,
+    ReLU) all use it. Layer ``i`` of the returned ``nn.Sequential`` keeps the position it always had, so
+    state-dict keys (``0.weight``, ``1.weight`` for a norm, ...) are stable. PyTorch's default ``nn.Linear``
+    initialisation is kept; the last layer has no norm and no activation. Shapes: ``[..., in_dim] ->
+    [..., out_dim]`` (``norm="batch"``: ``[N, in_dim]``).
     """
-    for label, value in (("in_dim", in_dim), ("out_dim", out_dim), ("hidden_dim", hidden_dim), ("depth", depth)):
+    hidden_dims = list(hidden_dims)
+    if not hidden_dims:
+        raise ValueError("build_mlp: hidden_dims must name at least one hidden width, e.g. [256, 256]")
+    for label, value in (("in_dim", in_dim), ("out_dim", out_dim), *(("hidden_dims", h) for h in hidden_dims)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"build_mlp: {label} must be a positive int, got {value!r}")
+            raise ValueError(f"build_mlp: {label} must hold positive ints, got {value!r}")
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"build_mlp: unknown norm={norm!r}; valid: {', '.join(NORMS)} or None")
     make_activation(activation)  # validate the name before building anything
     layers: list[nn.Module] = []
     width = in_dim
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden_dim), make_activation(activation)]
-        width = hidden_dim
+    for hidden in hidden_dims:
+        layers.append(nn.Linear(width, hidden))
+        if norm == "layer":
+            layers.append(nn.LayerNorm(hidden))
+        elif norm == "batch":
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(make_activation(activation))
+        width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
 

@@ -19,7 +19,7 @@ from hamjepa.dynamics.hamiltonians import (
     SeparableHamiltonian,
     check_force,
 )
-from hamjepa.dynamics.integrators import INTEGRATORS, separable_leapfrog
+from hamjepa.dynamics.integrators import INTEGRATORS, integrator_for
 from hamjepa.dynamics.mlp import build_mlp, make_activation
 from hamjepa.models.phase_space import split_qp
 
@@ -212,11 +212,8 @@ class HamiltonianPredictor(nn.Module):
         if isinstance(direction, Tensor) and direction.dtype != working:
             direction = direction.to(working)
         h = self.dt.to(working) * direction
-        if self.integrator_name == "leapfrog" and self.hamiltonian.separable:
-            q, p = separable_leapfrog(self.hamiltonian, q, p, h, self.steps, upcast=self.integrate_fp32)
-        else:
-            integrate = INTEGRATORS[self.integrator_name]
-            q, p = integrate(self.hamiltonian, q, p, h, self.steps, upcast=self.integrate_fp32)
+        integrate = integrator_for(self.integrator_name, self.hamiltonian)
+        q, p = integrate(self.hamiltonian, q, p, h, self.steps, upcast=self.integrate_fp32)
         return torch.cat((q, p), dim=-1).to(z.dtype)
 
     def energy(self, z: Tensor) -> Tensor:
@@ -273,7 +270,7 @@ class MLPPredictor(nn.Module):
         self.dim = _check_positive_int(owner, "dim", dim)
         self.steps = _check_positive_int(owner, "steps", steps)
         self.register_buffer("dt", torch.tensor(_check_dt(owner, dt), dtype=torch.float64))
-        self.net = build_mlp(dim, dim, hidden_dim=hidden_dim, depth=depth, activation=activation)
+        self.net = build_mlp(dim, dim, hidden_dims=[hidden_dim] * depth, activation=activation)
 
     per_row_direction = True
     """``forward`` accepts a ``[..., 1]`` tensor of per-row signs as ``direction`` (both directions, one call)."""

@@ -69,6 +69,17 @@ def run_dir_of(checkpoint: str | Path) -> Path:
     return parent.parent if parent.name == "checkpoints" else parent
 
 
+def clip_words(text: str, limit: int) -> str:
+    """``text`` on one line, cut to at most ``limit`` characters at a word boundary (with "..." when cut)."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 3]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "..."
+
+
 def _load_failure(file: Path, err: BaseException) -> CheckpointError:
     """One-line error telling apart foreign objects (refused), a damaged file, and a file that is no checkpoint.
 
@@ -92,7 +103,8 @@ def _load_failure(file: Path, err: BaseException) -> CheckpointError:
     if head == b"PK\x03\x04" or isinstance(err, EOFError):
         first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
         return CheckpointError(
-            f"checkpoint: {file} is truncated or corrupt ({first[:120]}); use an earlier checkpoint or retrain."
+            f"checkpoint: {file} is truncated or corrupt ({clip_words(first, 120)}); "
+            "use an earlier checkpoint or retrain."
         )
     return CheckpointError(
         f"checkpoint: {file} is not a PyTorch checkpoint (its bytes do not parse as one); pass the .pt file "
@@ -121,7 +133,7 @@ def load_state_strict(module: nn.Module, state: dict[str, Any], what: str, file:
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        detail = " ".join(str(err).split())[:200]
+        detail = clip_words(str(err), 200)
         raise CheckpointError(
             f"checkpoint: {file}: the {what} weights do not fit the model built from the config "
             f"(a checkpoint of another config?): {detail}"

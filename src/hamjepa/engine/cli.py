@@ -27,6 +27,11 @@ def _split_config_args(items: list[str], resume: str | None) -> tuple[Path, list
     if configs:
         return Path(configs[0]), overrides
     if resume:
+        if not (Path(resume) / "config.yaml").is_file():
+            raise ConfigError(
+                f"train: --resume {resume}: not a run folder (no {Path(resume) / 'config.yaml'}); pass the folder "
+                "that `hamjepa train` wrote (it holds config.yaml and checkpoints/last.pt)"
+            )
         return Path(resume) / "config.yaml", overrides
     raise ConfigError("train: pass a CONFIG file (e.g. configs/cifar100_hamjepa.yaml) or --resume RUN_DIR.")
 
@@ -44,13 +49,27 @@ def _run_train(args: argparse.Namespace, callbacks: CallbackFactory) -> int:
     from hamjepa.engine.launch import init_distributed_from_env, shutdown_distributed
     from hamjepa.engine.trainer import Trainer
 
+    if args.replan_schedule and not args.resume:
+        raise ConfigError("train: --replan-schedule only applies with --resume RUN_DIR")
     cfg = config_from_args(args.args, args.resume)
     init_distributed_from_env(cfg.train.device)
     try:
         run_dir = Path(args.resume) if args.resume else (Path(args.run_dir) if args.run_dir else None)
-        trainer = Trainer(cfg, run_dir=run_dir, resume=bool(args.resume), callbacks=callbacks(cfg))
+        trainer = Trainer(
+            cfg,
+            run_dir=run_dir,
+            resume=bool(args.resume),
+            callbacks=callbacks(cfg),
+            replan_schedule=args.replan_schedule,
+        )
         result = trainer.fit()
-        if trainer.is_main:
+        if trainer.is_main and result.already_finished:
+            print(
+                f"{result.run_dir} has already finished its training ({result.epochs_done} epochs, "
+                f"{result.steps_done} steps); nothing to do. Evaluate it with `hamjepa eval {result.run_dir}`, or "
+                f"train longer with `hamjepa train --resume {result.run_dir} train.epochs=N --replan-schedule`."
+            )
+        elif trainer.is_main:
             print(f"trained {result.epochs_done} epochs ({result.steps_done} steps); run directory: {result.run_dir}")
     finally:
         shutdown_distributed()
@@ -59,6 +78,7 @@ def _run_train(args: argparse.Namespace, callbacks: CallbackFactory) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from hamjepa.engine.bench import benchmark_training
+    from hamjepa.provenance import write_result
 
     cfg = config_from_args(args.args)
     result = benchmark_training(
@@ -67,7 +87,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)
     return 0
 
 
@@ -98,8 +118,20 @@ def add_parser(subparsers: argparse._SubParsersAction, *, callbacks: CallbackFac
         default=None,
         help="continue RUN_DIR exactly from its last checkpoint (config defaults to RUN_DIR/config.yaml)",
     )
+    p.add_argument(
+        "--replan-schedule",
+        action="store_true",
+        help=(
+            "with --resume: accept overrides that change the learning-rate schedule (train.epochs, optim.lr, "
+            "optim.warmup_epochs, optim.min_lr_ratio) and re-plan it from the current step; without this flag "
+            "such a resume is refused"
+        ),
+    )
     p.add_argument("--run-dir", default=None, help="output directory (default: train.out_dir/train.run_name)")
-    p.set_defaults(func=lambda args: _run_train(args, callbacks))
+    p.set_defaults(
+        func=lambda args: _run_train(args, callbacks),
+        interrupt_hint="continue from the last checkpoint with `hamjepa train --resume RUN_DIR`",
+    )
 
     b = subparsers.add_parser(
         "bench",

@@ -6,6 +6,7 @@ and reads the files.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from hamjepa.engine.checkpoint import (
     restore_rng_state,
 )
 from hamjepa.engine.schedule import WarmupCosineSchedule
-from hamjepa.errors import CheckpointError
+from hamjepa.errors import CheckpointError, HamjepaError
 
 
 @dataclass
@@ -91,6 +92,60 @@ def read_resume_state(run_dir: Path, cfg: Config) -> dict[str, Any]:
             f"the run's own config ({run_dir / 'config.yaml'}) or start a new run directory."
         )
     return state
+
+
+SCHEDULE_KEYS = ("train.epochs", "optim.lr", "optim.warmup_epochs", "optim.min_lr_ratio")
+"""Config keys that fix the learning-rate schedule: changing one on resume re-plans the schedule."""
+
+
+def _dotted(d: dict[str, Any], key: str) -> Any:
+    section, name = key.split(".")
+    return d.get(section, {}).get(name)
+
+
+def schedule_changes(state: dict[str, Any], cfg: Config) -> list[str]:
+    """``"key: saved -> new"`` for every :data:`SCHEDULE_KEYS` entry where ``cfg`` differs from the checkpoint's
+    config (empty when a resume continues the same schedule)."""
+    saved, new = state["config"], cfg.to_dict()
+    return [
+        f"{key}: {_dotted(saved, key)} -> {_dotted(new, key)}"
+        for key in SCHEDULE_KEYS
+        if _dotted(saved, key) != _dotted(new, key)
+    ]
+
+
+def check_schedule_on_resume(state: dict[str, Any], cfg: Config, *, replan: bool, main: bool = True) -> None:
+    """Refuse a resume whose config changes the learning-rate schedule unless ``replan``; with ``replan``,
+    say (on the main process) that the schedule is re-planned.
+
+    Raises:
+        HamjepaError: :func:`schedule_changes` is not empty and ``replan`` is false.
+    """
+    changes = "; ".join(schedule_changes(state, cfg))
+    if not changes:
+        return
+    if not replan:
+        raise HamjepaError(
+            f"train: resuming with another learning-rate schedule ({changes}) re-plans the warm-up + cosine "
+            "schedule mid-run (the rate jumps from where it was); pass --replan-schedule to do that, or resume "
+            "without changing these keys"
+        )
+    if main:
+        print(
+            f"train: --replan-schedule: the learning-rate schedule is re-planned at step {int(state['step'])} "
+            f"({changes})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def run_is_finished(state: dict[str, Any], cfg: Config) -> bool:
+    """Whether the checkpoint ``state`` already completed the training ``cfg`` asks for (``train.epochs``
+    complete epochs, or ``train.max_steps`` steps)."""
+    t = cfg.train
+    if t.max_steps is not None and int(state["step"]) >= t.max_steps:
+        return True
+    return int(state["epoch"]) >= t.epochs and bool(state.get("epoch_complete", True))
 
 
 def restore_training_state(state: dict[str, Any], parts: TrainingParts, file: Path) -> tuple[int, int]:

@@ -51,9 +51,11 @@ from hamjepa.engine.run_logger import RunLogger, default_run_dir, progress_bar
 from hamjepa.engine.step import StepOutput, TrainStep
 from hamjepa.engine.train_state import (
     TrainingParts,
+    check_schedule_on_resume,
     checkpoint_path,
     read_resume_state,
     restore_training_state,
+    run_is_finished,
     training_state,
 )
 from hamjepa.engine.wandb_sink import require_wandb
@@ -79,6 +81,8 @@ class TrainResult:
     steps_done: int
     last_checkpoint: Path | None
     final_terms: dict[str, float]
+    already_finished: bool = False
+    """A resumed run that had already completed its training: nothing was trained, evaluated or written."""
 
 
 class Trainer:
@@ -88,6 +92,9 @@ class Trainer:
         cfg: the validated config.
         run_dir: output folder (created); defaults to ``train.out_dir / (train.run_name or '<objective>-seed<seed>')``.
         resume: continue from ``run_dir/checkpoints/last.pt`` exactly (same batches, RNG, optimiser state).
+        replan_schedule: on resume, accept a config whose learning-rate schedule differs from the run's
+            (:data:`~hamjepa.engine.train_state.SCHEDULE_KEYS`, e.g. more ``train.epochs``): the schedule is
+            re-planned over the new total from the current step. Without it such a resume is refused.
         callbacks: hooks called by :meth:`fit` (see :mod:`hamjepa.engine.callbacks`); ``train.monitor_every``
             and ``train.eval_at_end`` are carried out by the callbacks of
             :func:`hamjepa.evaluation.callbacks.callbacks_from_config`.
@@ -100,6 +107,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         resume: bool = False,
         callbacks: Sequence[Callback] = (),
+        replan_schedule: bool = False,
     ) -> None:
         require_wandb(cfg.train.wandb)  # on every rank, before any work: one line naming `pip install wandb`
         self.cfg = cfg
@@ -113,6 +121,8 @@ class Trainer:
         self.amp_dtype, self.param_dtype = resolve_precision(cfg.train.precision, self.device)
 
         self._resume_state = read_resume_state(self.run_dir, cfg) if resume else None
+        if self._resume_state is not None:
+            check_schedule_on_resume(self._resume_state, cfg, replan=replan_schedule, main=self.is_main)
         seed_everything(cfg.seed)
         configure_backends(self.device)
         self.encoder = build_encoder(cfg).to(self.device, self.param_dtype)
@@ -179,6 +189,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Run (or continue) training to ``train.epochs`` / ``train.max_steps``; returns a summary."""
         t = self.cfg.train
+        if self._resume_state is not None and run_is_finished(self._resume_state, self.cfg):
+            state, self._resume_state = self._resume_state, None
+            return TrainResult(self.run_dir, int(state["epoch"]), int(state["step"]), None, {}, already_finished=True)
         self._start()
         last_ckpt: Path | None = None
         done = t.max_steps is not None and self.step >= t.max_steps
@@ -209,6 +222,7 @@ class Trainer:
         saved: Path | None = None
         done = False
         for batch, labels in self.train_step.batches(self.stream):
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses (the schedule moves on inside it)
             out = self.train_step(batch, self.step)
             self.step += 1
             stacked = self.meter.add(out.terms, labels.shape[0] * self.world_size)
@@ -218,7 +232,7 @@ class Trainer:
             self._log_skipped_files(epoch)
             last_in_epoch = self.stream_position() == self.steps_per_epoch
             if self.step % t.log_every == 0 or last_in_epoch or self.step == t.max_steps:
-                self._log_train_point(epoch, out, stacked, bar)
+                self._log_train_point(epoch, out, stacked, bar, lr)
             if t.checkpoint_every_steps and self.step % t.checkpoint_every_steps == 0 and not last_in_epoch:
                 saved = self.save(epoch_complete=False) or saved
             if t.max_steps is not None and self.step >= t.max_steps:
@@ -261,7 +275,7 @@ class Trainer:
                 {"kind": "data_skip", "step": self.step, "epoch": epoch, "path": path, "reason": reason}, self.step
             )
 
-    def _log_train_point(self, epoch: int, out: StepOutput, stacked: Tensor, bar: Any) -> None:
+    def _log_train_point(self, epoch: int, out: StepOutput, stacked: Tensor, bar: Any, lr: float) -> None:
         """Fetch loss, terms and the guard in one sync; stop on a non-finite step, else log a ``train`` row."""
         loss, terms, (bad,) = self.meter.fetch(out.loss, stacked, self.guard.bad_step)
         if bad >= 0:
@@ -272,7 +286,7 @@ class Trainer:
             "epoch": epoch,
             "loss": loss,
             **terms,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": lr,
             "images_per_s": self.meter.images_per_s(),
         }
         self._final_terms = {k: v for k, v in row.items() if isinstance(v, float)}

@@ -5,49 +5,51 @@ Entry point: :func:`evaluate` (features -> kNN -> probe -> geometry -> ``metrics
 docs/EVALUATION.md. Matplotlib is imported only when figures are written.
 """
 
-from .callbacks import EvalAtEndCallback, KNNMonitorCallback, callbacks_from_config
-from .compare import compare_runs
-from .features import EvalDataLike, extract_features, readouts
-from .geometry import (
-    Geometry,
-    Spectrum,
-    Summary,
-    covariance_spectrum,
-    effective_rank,
-    feature_geometry,
-    participation_ratio,
-    random_pair_cosines,
-)
-from .knn import DEFAULT_K_VALUES, KNNResult, knn_classify, knn_neighbours
-from .linear_probe import ProbeConfig, ProbeResult, cosine_lr, train_linear_probes
-from .monitor import OnlineKNNMonitor
-from .pipeline import EvalOptions, evaluate
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_K_VALUES",
-    "EvalAtEndCallback",
-    "EvalDataLike",
-    "EvalOptions",
-    "Geometry",
-    "KNNMonitorCallback",
-    "KNNResult",
-    "OnlineKNNMonitor",
-    "ProbeConfig",
-    "ProbeResult",
-    "Spectrum",
-    "Summary",
-    "callbacks_from_config",
-    "compare_runs",
-    "cosine_lr",
-    "covariance_spectrum",
-    "effective_rank",
-    "evaluate",
-    "extract_features",
-    "feature_geometry",
-    "knn_classify",
-    "knn_neighbours",
-    "participation_ratio",
-    "random_pair_cosines",
-    "readouts",
-    "train_linear_probes",
-]
+from hamjepa.lazy_exports import lazy_exports
+
+# Imported on first use (hamjepa.lazy_exports): importing the package, e.g. for `--help`, loads no torch.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".callbacks": (
+            "EvalAtEndCallback",
+            "KNNMonitorCallback",
+            "callbacks_from_config",
+        ),
+        ".compare": ("compare_runs",),
+        ".features": (
+            "EvalDataLike",
+            "extract_features",
+            "readouts",
+        ),
+        ".geometry": (
+            "Geometry",
+            "Spectrum",
+            "Summary",
+            "covariance_spectrum",
+            "effective_rank",
+            "feature_geometry",
+            "participation_ratio",
+            "random_pair_cosines",
+        ),
+        ".knn": (
+            "DEFAULT_K_VALUES",
+            "KNNResult",
+            "knn_classify",
+            "knn_neighbours",
+        ),
+        ".linear_probe": (
+            "ProbeConfig",
+            "ProbeResult",
+            "cosine_lr",
+            "train_linear_probes",
+        ),
+        ".monitor": ("OnlineKNNMonitor",),
+        ".pipeline": (
+            "EvalOptions",
+            "evaluate",
+        ),
+    },
+)

@@ -80,8 +80,10 @@ class EvalAtEndCallback(Callback):
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         if trainer.is_main:
             from .cli import evaluate_run
+            from .pipeline import EvalOptions
 
-            evaluate_run(result.run_dir)
+            # train.progress=false silences the evaluation's bars too
+            evaluate_run(result.run_dir, options=EvalOptions(progress=trainer.cfg.train.progress))
 
 
 def callbacks_from_config(cfg: Config) -> list[Callback]:

@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``eval`` and ``compare`` on an ``argparse`` subparsers object."""
     p = subparsers.add_parser("eval", help="frozen-feature evaluation (kNN, linear probe, geometry) of a run")
     p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT", help="run folder or checkpoint .pt file")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="torch device (default: cuda if present)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
     p.add_argument("--probe-epochs", type=int, default=50, help="linear-probe epochs (default 50)")
     p.add_argument(
         "--k",
@@ -46,17 +46,41 @@ def add_parser(subparsers: Any) -> None:
         "(RUN may also be an export folder); images get the run's resize / crop / normalisation",
     )
     transfer.add_argument(
-        "--data", default=None, metavar="NPZ_OR_DIR", help="packed .npz (e.g. CIFAR-10) or folder with train/ and val/"
+        "--data",
+        default=None,
+        metavar="NPZ_OR_DIR",
+        help="packed .npz (e.g. CIFAR-10) or folder with train/ and val/ (or test/)",
     )
     transfer.add_argument("--data-name", default=None, help="name in the report (default: file stem / folder name)")
     transfer.add_argument("--subset", type=int, default=None, help="stratified slice of N images per split")
     transfer.add_argument("--batch-size", type=int, default=None, help="feature-extraction batch (default 256)")
-    transfer.add_argument("--workers", type=int, default=None, help="JPEG decoding workers for folders (default 4)")
-    p.set_defaults(func=run_eval)
+    transfer.add_argument(
+        "--workers", type=int, default=None, help="JPEG decoding workers for folders (default min(4, CPUs), as embed)"
+    )
+    p.set_defaults(
+        func=run_eval,
+        interrupt_hint="run the same `hamjepa eval` command again (it starts over; metrics.json is written at the end)",
+    )
 
-    c = subparsers.add_parser("compare", help="compare evaluated runs: one Markdown table and one overlay figure")
-    c.add_argument("runs", metavar="RUN_DIR", nargs="+", type=Path, help="run folders holding eval/metrics.json")
-    c.add_argument("--out", type=Path, default=Path("compare"), help="output folder (default ./compare)")
+    c = subparsers.add_parser(
+        "compare",
+        help="compare evaluated runs: one Markdown table and one overlay figure",
+        description=(
+            "Read the metrics.json of each evaluated run (RUN_DIR/eval, or RUN_DIR/eval_<data set> written by "
+            "`hamjepa eval RUN --data ...`) and write OUT/compare.md, one table with the method, run, data set, "
+            "readout, NN@20, best kNN, linear probe and geometry of each, and OUT/compare.png, the kNN sweeps and "
+            "spectra overlaid. Every RUN_DIR must have been evaluated (`hamjepa eval RUN_DIR`)."
+        ),
+        epilog="Example: hamjepa compare runs/cifar100_hamjepa-seed42 runs/cifar100_lejepa-seed42",
+    )
+    c.add_argument(
+        "runs",
+        metavar="RUN_DIR",
+        nargs="+",
+        type=Path,
+        help="run folders holding eval/metrics.json, or their eval_<data set> folders",
+    )
+    c.add_argument("--out", type=Path, default=None, help="output folder (default runs/compare)")
     c.set_defaults(func=run_compare)
 
 
@@ -113,9 +137,15 @@ def evaluate_run(
     """
     from hamjepa.data import build_eval_data_from_config
     from hamjepa.engine.checkpoint import load_run
+    from hamjepa.inference.export import MANIFEST_NAME
 
     from .pipeline import evaluate, objective_readouts
 
+    if (Path(path) / MANIFEST_NAME).is_file():
+        raise HamjepaError(
+            f"eval: {path} is an export folder (hamjepa export); exports are evaluated on a data set given with "
+            f"--data, e.g. `hamjepa eval {path} --data DATA/cifar100.npz` (a packed .npz or a train/ + val/ folder)"
+        )
     run = load_run(path)
     config = dict(run.config)
     if split_qp == "auto":
@@ -160,6 +190,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if given:
             raise HamjepaError(f"eval: {', '.join(given)} only apply with --data NPZ_OR_DIR; add --data or drop them")
     else:
+        from hamjepa.data.imagefolder import default_decode_workers
         from hamjepa.inference.transfer import evaluate_transfer
 
         evaluate_transfer(
@@ -172,7 +203,7 @@ def run_eval(args: argparse.Namespace) -> int:
             split_qp=args.split_qp,
             subset=args.subset,
             batch_size=args.batch_size or 256,
-            num_workers=4 if args.workers is None else args.workers,
+            num_workers=default_decode_workers() if args.workers is None else args.workers,
         )
         return 0
     evaluate_run(args.path, out=args.out, device=args.device, options=options, split_qp=args.split_qp)
@@ -180,9 +211,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_runs
+    from .compare import DEFAULT_OUT, compare_runs
 
-    table = compare_runs(args.runs, args.out)
+    out = args.out or DEFAULT_OUT
+    table = compare_runs(args.runs, out)
     print(table, end="")
-    print(f"wrote {args.out / 'compare.md'} and {args.out / 'compare.png'}")
+    print(f"wrote {out / 'compare.md'} and {out / 'compare.png'}")
     return 0

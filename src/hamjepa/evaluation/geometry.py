@@ -8,8 +8,10 @@
 * Effective rank ``exp(-sum_i p_i log p_i)`` with ``p_i = lambda_i / sum_j lambda_j`` and participation
   ratio ``(sum_i lambda_i)^2 / sum_i lambda_i^2``, both over that top-``q`` spectrum.
 * Random-pair cosines of the *test* features, L2-normalised **without** centring: ``num_pairs`` pairs
-  ``(i1, i2)`` drawn uniformly with replacement (``i1 = i2`` possible) from a CPU generator seeded ``seed``
-  (``i1`` then ``i2`` with ``torch.randint``).
+  ``(i1, i2)`` of *distinct* rows from a CPU generator seeded ``seed``: ``i1`` uniform, then ``i2 = (i1 + s)
+  mod N`` with ``s`` uniform in ``1 .. N-1`` (so ``i2`` is uniform over the other rows). Departure from spec
+  H.4, which draws both with replacement: a row paired with itself adds a cosine of exactly 1 (about 0.5 %
+  of pairs at N = 200, biasing the mean up); ``random_pair_cosines(..., distinct=False)`` gives that draw.
 * L2 norms of the raw test features.
 Summaries: mean, std (biased), p10, p50, p90 (linear interpolation, as ``numpy.percentile``), min, max.
 """
@@ -118,14 +120,27 @@ def covariance_spectrum(feats: Tensor, *, max_samples: int = 5000, top_q: int = 
     )
 
 
-def random_pair_cosines(feats: Tensor, *, num_pairs: int = 20000, seed: int = 0) -> Tensor:
-    """Cosines of ``num_pairs`` random row pairs of ``feats [N, D]`` (no centring): ``[P]``."""
+def random_pair_cosines(feats: Tensor, *, num_pairs: int = 20000, seed: int = 0, distinct: bool = True) -> Tensor:
+    """Cosines of ``num_pairs`` random row pairs of ``feats [N, D]`` (no centring): ``[P]``.
+
+    Args:
+        feats: ``[N, D]`` features.
+        num_pairs: pairs drawn.
+        seed: seed of the CPU generator.
+        distinct: pairs of two different rows (default; needs ``N >= 2``); ``False``: both rows drawn with
+            replacement, a row possibly paired with itself (spec H.4's draw).
+    """
     n = feats.shape[0]
-    if n == 0 or num_pairs < 1:
-        raise ValueError(f"random-pair cosines need N >= 1 rows and num_pairs >= 1, got {n} and {num_pairs}")
+    least = 2 if distinct else 1
+    if n < least or num_pairs < 1:
+        raise ValueError(f"random-pair cosines need N >= {least} rows and num_pairs >= 1, got {n} and {num_pairs}")
     gen = torch.Generator().manual_seed(seed)
-    i1 = torch.randint(0, n, (num_pairs,), generator=gen).to(feats.device)
-    i2 = torch.randint(0, n, (num_pairs,), generator=gen).to(feats.device)
+    i1 = torch.randint(0, n, (num_pairs,), generator=gen)
+    if distinct:
+        i2 = (i1 + torch.randint(1, n, (num_pairs,), generator=gen)) % n
+    else:
+        i2 = torch.randint(0, n, (num_pairs,), generator=gen)
+    i1, i2 = i1.to(feats.device), i2.to(feats.device)
     z = F.normalize(feats.float(), dim=1)
     return (z[i1] * z[i2]).sum(dim=1)
 

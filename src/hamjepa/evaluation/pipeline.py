@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hamjepa.errors import HamjepaError
+
 from .features import EvalDataLike, FeatureDtype, check_labels, extract_features, readouts
 from .geometry import feature_geometry
 from .knn import DEFAULT_K_VALUES, knn_classify
@@ -79,6 +81,22 @@ def resolve_k_values(k_values: tuple[int, ...] | None, n_train: int) -> tuple[tu
     return kept, [k for k in DEFAULT_K_VALUES if k > n_train]
 
 
+def check_k_values(k_values: tuple[int, ...] | None, n_train: int | None) -> None:
+    """Refuse an explicit kNN ``k`` above the train set size before any feature is extracted.
+
+    Raises:
+        HamjepaError: a ``k`` in ``k_values`` exceeds ``n_train`` (nothing is checked when either is ``None``).
+    """
+    if k_values is None or n_train is None:
+        return
+    too_large = sorted(k for k in k_values if k > n_train)
+    if too_large:
+        raise HamjepaError(
+            f"eval: kNN k = {', '.join(map(str, too_large))} exceeds the {n_train} train images; "
+            f"pass --k values up to {n_train} (or leave --k out for the sweep that fits)"
+        )
+
+
 @contextmanager
 def _stage(timing: dict[str, float], name: str, device: torch.device, verbose: bool) -> Iterator[None]:
     t0 = time.perf_counter()
@@ -123,6 +141,7 @@ def _evaluate(
     for name in ("train", "test"):
         if not callable(getattr(eval_data, name, None)):
             raise ValueError(f"eval_data is missing the '{name}' split (a callable returning batches)")
+    check_k_values(opts.k_values, getattr(eval_data, "n_train", None))
     device = torch.device(device)
     out = Path(out_dir)
     timing: dict[str, float] = {}

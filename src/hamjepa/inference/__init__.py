@@ -6,7 +6,20 @@
 - :func:`~hamjepa.inference.transfer.evaluate_transfer` -- ``hamjepa eval RUN --data ...``.
 """
 
-from hamjepa.inference.model import HamjepaModel, InferenceError, best_device, load
-from hamjepa.inference.preprocess import EvalPreprocess
+from __future__ import annotations
 
-__all__ = ["EvalPreprocess", "HamjepaModel", "InferenceError", "best_device", "load"]
+from hamjepa.lazy_exports import lazy_exports
+
+# Imported on first use (hamjepa.lazy_exports): importing the package, e.g. for `--help`, loads no torch.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".model": (
+            "HamjepaModel",
+            "InferenceError",
+            "best_device",
+            "load",
+        ),
+        ".preprocess": ("EvalPreprocess",),
+    },
+)

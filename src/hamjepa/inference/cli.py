@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,13 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--readout", default=None, help="q, p or qp (phase-split encoders) / z; default: whole embedding")
     e.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     e.add_argument("--chunk-size", type=int, default=4096, help="images per restartable chunk (default 4096)")
-    e.add_argument(
-        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes (default min(4, CPUs))"
-    )
+    e.add_argument("--workers", type=int, default=None, help="decoding processes (default min(4, CPUs))")
     e.add_argument("--device", default="auto", help="torch device (default auto: CUDA, then MPS, then CPU)")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    e.set_defaults(func=run_embed)
+    e.set_defaults(
+        func=run_embed,
+        interrupt_hint="run the same `hamjepa embed` command again: the chunks kept in OUT.partial/ are reused",
+    )
 
     x = subparsers.add_parser(
         "export",
@@ -50,10 +50,14 @@ def add_parser(subparsers: Any) -> None:
     x.add_argument("run", metavar="RUN", help=_RUN_HELP)
     x.add_argument("--out", required=True, type=Path, metavar="DIR", help="export folder (empty or new)")
     x.add_argument("--force", action="store_true", help="replace an earlier export in DIR")
-    x.set_defaults(func=run_export)
+    x.set_defaults(
+        func=run_export,
+        interrupt_hint="the export folder may be incomplete: delete it and run the same `hamjepa export` again",
+    )
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    from hamjepa.data.imagefolder import default_decode_workers
     from hamjepa.inference.embed import embed_images, list_images
     from hamjepa.inference.model import load
 
@@ -66,7 +70,7 @@ def run_embed(args: argparse.Namespace) -> int:
         readout=args.readout,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
-        num_workers=args.workers,
+        num_workers=default_decode_workers() if args.workers is None else args.workers,
         progress=not args.no_progress,
     )
     reused = f", {result.chunks_reused} of {result.chunks_total} chunks reused" if result.chunks_reused else ""

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hamjepa.atomic_files import atomic_write
 from hamjepa.data.imagefolder import IMAGE_EXTENSIONS
 from hamjepa.inference.model import HamjepaModel, InferenceError
 from hamjepa.inference.preprocess import EvalPreprocess
@@ -67,6 +66,20 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def _say_why_unlabelled(root: Path, stray: list[Path], empty: list[Path]) -> None:
+    """Warn (stderr) that a tree with class folders is embedded without labels, and why."""
+    reasons = []
+    if stray:
+        reasons.append(f"{len(stray)} image(s) sit beside the class folders (first: {stray[0].name})")
+    if empty:
+        reasons.append(f"{len(empty)} sub-folder(s) hold no image (first: {empty[0].name})")
+    print(
+        f"embed: {root} is not an ImageFolder tree because {' and '.join(reasons)}: every image is embedded "
+        "WITHOUT labels; move the images into class folders (and remove empty ones) to keep labels",
+        file=sys.stderr,
+    )
+
+
 def list_images(spec: str | Path) -> ImageList:
     """List the images of a folder, an ImageFolder tree, or a glob pattern (see the module docstring)."""
     path = Path(spec)
@@ -78,6 +91,8 @@ def list_images(spec: str | Path) -> ImageList:
             files = [f for images in per_class for f in images]
             labels = [label for label, images in enumerate(per_class) for _ in images]
             return ImageList(root=path, files=files, labels=labels, classes=[d.name for d in subdirs])
+        if subdirs and any(per_class):
+            _say_why_unlabelled(path, direct, [d for d, images in zip(subdirs, per_class, strict=True) if not images])
         files = sorted(p for p in path.rglob("*") if _is_image(p))
         if not files:
             raise InferenceError(f"embed: no images ({', '.join(IMAGE_EXTENSIONS)}) under {path}")
@@ -131,14 +146,7 @@ class EmbedResult:
 
 
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def _write_chunk(path: Path, embeddings: np.ndarray, index: np.ndarray, corrupt: np.ndarray, errors: list[str]):
@@ -288,10 +296,7 @@ def _assemble(
         arrays = {k: np.asarray(v, dtype=np.int64 if k == "labels" else str) for k, v in meta.items()}
         _atomic_npz(out, embeddings=embeddings, **arrays)
     else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, embeddings)
-        os.replace(tmp, out)
+        atomic_write(out, lambda fh: np.save(fh, embeddings))
         out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     for name, err in corrupt:
         print(f"skipped corrupt image {name}: {err}", file=sys.stderr)

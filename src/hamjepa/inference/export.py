@@ -99,9 +99,9 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
         force: overwrite the files of an earlier export in ``out``.
     """
     import yaml
-    from safetensors.torch import save_file
 
     from hamjepa import __version__
+    from hamjepa.atomic_files import write_safetensors
     from hamjepa.inference.model_card import render_model_card
     from hamjepa.provenance import git_commit
 
@@ -119,11 +119,11 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
 
     objective_name = str(model.config.get("objective", {}).get("name", "?"))
     meta = {"format": "pt", "hamjepa_export": str(EXPORT_FORMAT), "objective": objective_name}
-    save_file(_plain_tensors(model.encoder.state_dict()), str(out / ENCODER_FILE), metadata=meta)
-    save_file(_plain_tensors(model.objective.state_dict()), str(out / OBJECTIVE_FILE), metadata=meta)
+    write_safetensors(out / ENCODER_FILE, _plain_tensors(model.encoder.state_dict()), meta)
+    write_safetensors(out / OBJECTIVE_FILE, _plain_tensors(model.objective.state_dict()), meta)
     artifacts = export_artifacts(model.encoder, model.preprocess.crop)
     for artifact in artifacts:
-        save_file(_plain_tensors(artifact.tensors), str(out / artifact.file), metadata={**meta, **artifact.metadata})
+        write_safetensors(out / artifact.file, _plain_tensors(artifact.tensors), {**meta, **artifact.metadata})
     (out / CONFIG_FILE).write_text(yaml.safe_dump(model.config, sort_keys=False))
     files = [ENCODER_FILE, OBJECTIVE_FILE, *(a.file for a in artifacts), CONFIG_FILE]
     if model.metrics is not None:

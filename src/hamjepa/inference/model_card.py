@@ -22,6 +22,14 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
+def training_images_text(data: dict[str, Any]) -> str:
+    """What the card says about the training set's size: ``data.subset`` images, or the whole train split."""
+    subset = data.get("subset")
+    if subset:
+        return f"{subset} (`data.subset: {subset}`: a slice of the training split, not all of it)"
+    return "the whole training split (`data.subset: null`)"
+
+
 def _readout_table(metrics: dict[str, Any] | None) -> list[str]:
     if metrics is None:
         return [
@@ -59,8 +67,9 @@ def render_model_card(model: HamjepaModel, manifest: dict[str, Any], backbone_se
     pre = manifest["preprocess"]
     readouts = ", ".join(f"`{r}`" for r in manifest["readouts"])
     data_path = Path(str(data.get("path", ""))).name or "-"
+    sliced = f" ({data['subset']} training images)" if data.get("subset") else ""
     lines = [
-        f"# {name} {mdl.get('name', 'resnet18_tokens')} encoder — {data.get('dataset')}, {model.epoch} epochs, "
+        f"# {name} {mdl.get('name', 'resnet18_tokens')} encoder — {data.get('dataset')}{sliced}, {model.epoch} epochs, "
         f"seed {cfg.get('seed')}",
         "",
         "Exported with `hamjepa export` (safetensors and JSON/YAML only: nothing here is a pickle).",
@@ -69,7 +78,8 @@ def render_model_card(model: HamjepaModel, manifest: dict[str, Any], backbone_se
         "|---|---|",
         f"| method | {_METHODS.get(name, name)} (`objective.name: {name}`) |",
         f"| data | `{data.get('dataset')}` (`{data_path}`), {data.get('image_size')} px, "
-        f"batch {data.get('batch_size')} |",
+        f"batch {data.get('batch_size')}, {data.get('global_views')} global + {data.get('local_views')} local views |",
+        f"| training images | {training_images_text(data)} |",
         f"| encoder | {manifest['encoder']} (`model.name: {mdl.get('name', 'resnet18_tokens')}`) |",
         f"| epochs | {model.epoch} of {train.get('epochs')} configured ({model.step} optimiser steps) |",
         f"| seed | {cfg.get('seed')} |",

@@ -1,11 +1,11 @@
 """Transfer evaluation: the frozen encoder of a run on another labelled data set (``hamjepa eval --data``).
 
 The data set is a packed ``.npz`` (``x_train`` / ``y_train`` / ``x_test`` / ``y_test``, e.g. CIFAR-10) or an
-ImageFolder tree with ``train/`` and ``val/``. Its images get the run's evaluation preprocessing (resize the
-shorter side, centre crop to the run's image size, the run's normalisation): packed arrays already at the
-run's size pass unchanged (CIFAR-10 on a CIFAR-100 run), others are resized as needed. The protocol and the
-outputs are those of ``hamjepa eval`` (:func:`hamjepa.evaluation.evaluate`), with the data set's name in
-``metrics.json`` and ``report.md``.
+ImageFolder tree with ``train/`` and ``val/`` (or ``test/``). Its images get the run's evaluation
+preprocessing (resize the shorter side, centre crop to the run's image size, the run's normalisation):
+packed arrays already at the run's size pass unchanged (CIFAR-10 on a CIFAR-100 run), others are resized
+as needed. The protocol and the outputs are those of ``hamjepa eval`` (:func:`hamjepa.evaluation.evaluate`),
+with the data set's name in ``metrics.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from hamjepa.data.eval_data import Batches, EvalData
 from hamjepa.inference.model import InferenceError
 from hamjepa.inference.preprocess import EvalPreprocess
 
-__all__ = ["default_transfer_out", "evaluate_transfer", "transfer_data_name", "transfer_eval_data"]
+TEST_SPLITS = ("val", "test")
+"""Folders of an ImageFolder ``--data`` tree tried for the test split, in order."""
+
+__all__ = ["TEST_SPLITS", "default_transfer_out", "evaluate_transfer", "transfer_data_name", "transfer_eval_data"]
 
 
 def transfer_data_name(data: str | Path) -> str:
@@ -49,13 +52,13 @@ def transfer_eval_data(
     """Eval data of a packed ``.npz`` or an ImageFolder tree, preprocessed for a run.
 
     Args:
-        data: the ``.npz`` file or the folder holding ``train/`` and ``val/``.
+        data: the ``.npz`` file or the folder holding ``train/`` and ``val/`` (or ``test/``).
         preprocess: the run's :class:`EvalPreprocess` (resize / crop / normalisation).
         batch_size: images per batch.
         num_workers: decoding workers (folders only).
         subset: keep a stratified slice of this many images per split.
     """
-    from hamjepa.data.eval_data import eval_data_from_arrays, eval_data_from_imagefolder
+    from hamjepa.data.eval_data import eval_data_from_arrays, eval_data_from_imagefolder, first_split_present
     from hamjepa.data.sources import load_packed
 
     path = Path(data)
@@ -69,6 +72,13 @@ def transfer_eval_data(
             ed, train=_with_geometry(ed.train, preprocess), test=_with_geometry(ed.test, preprocess)
         )
     if path.is_dir():
+        test_split = first_split_present(path, TEST_SPLITS)
+        if first_split_present(path, ("train",)) is None or test_split is None:
+            raise InferenceError(
+                f"eval: --data {path} must hold train/<class>/<image> and val/<class>/<image> (or test/ instead "
+                "of val/); pass such a folder or a packed .npz to --data"
+            )
+        print(f"[eval] --data {path}: train/ for the kNN bank and probe, {test_split}/ for testing", flush=True)
         ed = eval_data_from_imagefolder(
             path,
             batch_size=batch_size,
@@ -76,9 +86,12 @@ def transfer_eval_data(
             subset=subset,
             resize=preprocess.resize,
             crop=preprocess.crop,
+            test_split=test_split,
         )
         return dataclasses.replace(ed, mean=preprocess.mean, std=preprocess.std)
-    raise InferenceError(f"eval: --data {path} does not exist; pass a packed .npz or a folder with train/ and val/")
+    raise InferenceError(
+        f"eval: --data {path} does not exist; pass a packed .npz or a folder with train/ and val/ (or test/)"
+    )
 
 
 def default_transfer_out(path: str | Path, name: str) -> Path:
@@ -108,7 +121,7 @@ def evaluate_transfer(
 
     Args:
         path: what :func:`hamjepa.load` accepts.
-        data: a packed ``.npz`` or a folder with ``train/`` and ``val/``.
+        data: a packed ``.npz`` or a folder with ``train/`` and ``val/`` (or ``test/``).
         name: the data set's name in the report (default: :func:`transfer_data_name`).
         out: output folder (default :func:`default_transfer_out`).
         device: torch device (default: CUDA when present).

@@ -1,4 +1,5 @@
-"""Self-supervised objectives (HamJEPA, LeJEPA + SIGReg, HamSIGReg, MLP-HJEPA, BiJEPA) and their regularisers.
+"""Self-supervised objectives (HamJEPA, LeJEPA + SIGReg, HamSIGReg, MLP-HJEPA, BiJEPA, VICReg, VISReg) and their
+regularisers.
 
 Importing this package registers the built-in objectives; see :func:`get_objective_class`.
 """
@@ -14,6 +15,8 @@ from hamjepa.objectives.mlp_hjepa import MLPHJEPAObjective
 from hamjepa.objectives.registry import available_objectives, get_objective_class, register_objective
 from hamjepa.objectives.regularizers import MeanPenalty, ProjectedLogDetFloor, ScaleBudget, VarianceFloor
 from hamjepa.objectives.sigreg import SIGReg
+from hamjepa.objectives.vicreg import VICRegObjective
+from hamjepa.objectives.visreg import VISRegObjective
 
 try:  # BiJEPA is written separately; its absence must not break the other objectives.
     from hamjepa.objectives import bijepa  # noqa: F401
@@ -33,6 +36,8 @@ __all__ = [
     "ProjectedLogDetFloor",
     "SIGReg",
     "ScaleBudget",
+    "VICRegObjective",
+    "VISRegObjective",
     "VarianceFloor",
     "available_objectives",
     "get_objective_class",

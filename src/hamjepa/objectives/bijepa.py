@@ -32,13 +32,14 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from hamjepa.dynamics.mlp import build_mlp
 from hamjepa.numerics import upcast
 from hamjepa.objectives.base import Objective, ObjectiveOutput
 from hamjepa.objectives.registry import register_objective
 
-__all__ = ["NORM_MODES", "BiJEPAObjective", "NormMode", "NormModeSettings", "make_mlp", "norm_mode_settings"]
+__all__ = ["NORM_MODES", "BiJEPAObjective", "NormMode", "NormModeSettings", "norm_mode_settings"]
 
 NormMode = Literal["expressive", "restrictive", "none"]
 NORM_MODES: tuple[str, ...] = ("expressive", "restrictive", "none")
@@ -72,22 +73,6 @@ def norm_mode_settings(mode: str) -> NormModeSettings:
     if mode == "none":
         return NormModeSettings(layer_norm=False, unit_sphere=False, weight_decay=0.0)
     raise ValueError(f"norm_mode must be one of {', '.join(NORM_MODES)}, got {mode!r}")
-
-
-def make_mlp(in_dim: int, hidden_dims: list[int] | tuple[int, ...], out_dim: int, *, layer_norm: bool) -> nn.Sequential:
-    """``in -> [Linear -> (LayerNorm) -> ReLU] * len(hidden_dims) -> Linear -> out`` (no norm at the end)."""
-    if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden_dims):
-        raise ValueError(f"MLP sizes must be >= 1, got in={in_dim}, hidden={list(hidden_dims)}, out={out_dim}")
-    layers: list[nn.Module] = []
-    width = in_dim
-    for hidden in hidden_dims:
-        layers.append(nn.Linear(width, hidden))
-        if layer_norm:
-            layers.append(nn.LayerNorm(hidden))
-        layers.append(nn.ReLU())
-        width = hidden
-    layers.append(nn.Linear(width, out_dim))
-    return nn.Sequential(*layers)
 
 
 @register_objective("bijepa")
@@ -127,10 +112,11 @@ class BiJEPAObjective(Objective):
         self.embed_dim = int(embed_dim)
         self.alpha = float(alpha)
         self.momentum = float(momentum)
-        self.predictor_fwd = make_mlp(embed_dim, [hidden_dim], embed_dim, layer_norm=self.settings.layer_norm)
+        norm = "layer" if self.settings.layer_norm else None
+        self.predictor_fwd = build_mlp(embed_dim, embed_dim, hidden_dims=[hidden_dim], activation="relu", norm=norm)
         # Classic JEPA has a single predictor; no unused backward parameters (they would stall DDP).
         self.predictor_bwd = (
-            make_mlp(embed_dim, [hidden_dim], embed_dim, layer_norm=self.settings.layer_norm)
+            build_mlp(embed_dim, embed_dim, hidden_dims=[hidden_dim], activation="relu", norm=norm)
             if self.alpha < 1.0
             else None
         )

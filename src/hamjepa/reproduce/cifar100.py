@@ -4,8 +4,9 @@ For each method and seed it trains with the shipped config (``configs/<dataset>_
 ``train.epochs`` from ``--epochs``), evaluates the frozen encoder, and finally writes ``table.md`` and
 ``table.json`` in the layout of spec K.1/K.2 (CIFAR-100: HamJEPA, SIGReg, MLP-HJEPA) or K.3 (ImageNet-100:
 HamJEPA and SIGReg, q/p/qp readouts): one row per method/readout with the mean ± std over seeds and the
-paper's numbers beside ours. Runs that already finished are reused, so an interrupted reproduction
-continues where it stopped.
+paper's numbers beside ours. Any other method with a shipped config (e.g. ``vicreg``, ``visreg``) gets its rows
+too, with no paper number beside them (the paper has none). Runs that already finished are reused, so an
+interrupted reproduction continues where it stopped.
 """
 
 from __future__ import annotations
@@ -18,25 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from hamjepa.config import Config, load_config
-from hamjepa.provenance import provenance
-from hamjepa.reproduce.paper_numbers import paper_reference
+from hamjepa.provenance import provenance, write_result
+from hamjepa.reproduce.methods import method_config_path
+from hamjepa.reproduce.paper_numbers import paper_methods, paper_reference
 
-METHOD_CONFIGS = {
-    "hamjepa": "cifar100_hamjepa.yaml",
-    "sigreg": "cifar100_sigreg.yaml",
-    "mlp_hjepa": "cifar100_mlp_hjepa.yaml",
-}
-DATASET_METHOD_CONFIGS = {
-    "cifar100": METHOD_CONFIGS,
-    "imagenet100": {"hamjepa": "imagenet100_hamjepa.yaml", "sigreg": "imagenet100_sigreg.yaml"},
-}
 DATASET_TITLES = {"cifar100": "CIFAR-100", "imagenet100": "ImageNet-100"}
-OBJECTIVE_OF = {"hamjepa": "hamjepa", "sigreg": "lejepa", "mlp_hjepa": "mlp_hjepa"}
-
-
-def configs_dir() -> Path:
-    """The repository's ``configs/`` folder (next to ``src/``)."""
-    return Path(__file__).resolve().parents[3] / "configs"
 
 
 @dataclass
@@ -47,7 +34,8 @@ class ReproduceOptions:
     source: str = "packed"
     epochs: int = 30
     seeds: tuple[int, ...] = (0,)
-    methods: tuple[str, ...] = ("hamjepa", "sigreg", "mlp_hjepa")
+    methods: tuple[str, ...] = paper_methods("cifar100")
+    """Any ``<method>`` of a shipped ``configs/<dataset>_<method>.yaml`` (default: the paper's CIFAR-100 rows)."""
     out_dir: str = "runs/reproduce_cifar100"
     overrides: tuple[str, ...] = ()
     probe_epochs: int | None = None
@@ -58,13 +46,7 @@ class ReproduceOptions:
 
 def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
     """The config of one run: the shipped YAML plus epochs, seed, data and the user's overrides."""
-    configs = DATASET_METHOD_CONFIGS.get(opts.dataset)
-    if configs is None:
-        raise ValueError(
-            f"reproduce: unknown dataset {opts.dataset!r}; choose from {', '.join(DATASET_METHOD_CONFIGS)}"
-        )
-    if method not in configs:
-        raise ValueError(f"reproduce: unknown method {method!r} for {opts.dataset}; choose from {', '.join(configs)}")
+    path = method_config_path(opts.dataset, method)
     overrides = [
         f"train.epochs={opts.epochs}",
         f"seed={seed}",
@@ -77,7 +59,7 @@ def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
     ]
     if opts.source == "torchvision":
         overrides.append("data.download=true")
-    return load_config(configs_dir() / configs[method], overrides)
+    return load_config(path, overrides)
 
 
 def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
@@ -122,7 +104,7 @@ def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     table["provenance"] = provenance()
     table["timings_s"] = timings
     table["table_md"] = render_markdown(table)
-    (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    write_result(out / "table.json", table)
     (out / "table.md").write_text(table["table_md"])
     print(table["table_md"])
     return table
@@ -139,7 +121,7 @@ def summarise(results: dict[str, dict[str, Any]], opts: ReproduceOptions) -> dic
             nn20 = [100 * m["readouts"][readout]["knn"]["nn20"] for m in per_seed]
             best = [100 * m["readouts"][readout]["knn"]["best_top1"] for m in per_seed]
             lin = [100 * m["readouts"][readout]["linear_probe"]["top1"] for m in per_seed]
-            ref = paper_reference(OBJECTIVE_OF[method], readout, opts.epochs, opts.dataset)
+            ref = paper_reference(method, readout, opts.epochs, opts.dataset)
             rows.append(
                 {
                     "method": method,

@@ -25,17 +25,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hamjepa.config import Config, OptimConfig, PredictorConfig
+from hamjepa.engine.build import build_objective
 from hamjepa.objectives.base import Objective
-from hamjepa.objectives.bijepa import BiJEPAObjective, norm_mode_settings
+from hamjepa.objectives.bijepa import norm_mode_settings
 from hamjepa.sequences.data import ImageHalves, SequenceTask, make_lorenz_task, make_sine_task
 from hamjepa.sequences.encoders import HalfImageEncoder, SequenceEncoder
 from hamjepa.sequences.protocols import (
     decoder_probe,
-    embed,
+    embed_frozen,
     linear_classification_probe,
     linear_regression_probe,
 )
-from hamjepa.sequences.train import predict_forward, train_two_view
+from hamjepa.sequences.train import predict_forward, train_pairs
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -43,7 +45,8 @@ __all__ = [
     "SEQUENCE_TASKS",
     "TASKS",
     "TaskSettings",
-    "build_objective",
+    "benchmark_config",
+    "build_benchmark_objective",
     "make_sequence_task",
     "run_image_halves",
     "run_sequence",
@@ -119,42 +122,48 @@ def make_sequence_task(name: str, train_seed: int, *, data_seed: int = 42) -> Se
     raise ValueError(f"sequence task must be one of {', '.join(SEQUENCE_TASKS)}, got {name!r}")
 
 
-def build_objective(method: str, settings: TaskSettings, *, norm_mode: str = "expressive", seed: int = 0) -> Objective:
-    """The objective (with its predictor(s)) of ``method`` in :data:`METHODS` for ``settings``."""
-    if method in ("jepa", "bijepa"):
-        return BiJEPAObjective(
-            settings.embed_dim,
-            alpha=1.0 if method == "jepa" else 0.5,
-            hidden_dim=settings.hidden_dim,
-            norm_mode=norm_mode,  # type: ignore[arg-type]
-            momentum=settings.momentum,
-        )
-    if method == "hamjepa":
-        from hamjepa.dynamics import HamiltonianPredictor
-        from hamjepa.objectives.registry import get_objective_class
+def benchmark_config(method: str, settings: TaskSettings, *, norm_mode: str = "expressive", seed: int = 0) -> Config:
+    """The engine config of one benchmark run: its ``objective``, ``predictor`` and ``optim`` sections.
 
+    ``jepa`` / ``bijepa`` are the registry's ``bijepa`` objective (``alpha`` 1 / 0.5, the task's predictor
+    width and EMA momentum). ``hamjepa`` is the registry's ``hamjepa`` objective with the predictor config's
+    defaults (separable H, leapfrog, dt 0.05, 2 steps, ``base_coeff`` 0.1, ``residual_scale`` 0.02, depth 2,
+    GELU) at the task's hidden width. The optimiser is AdamW with the norm mode's weight decay at the task's
+    constant learning rate (no warm-up, cosine floor = lr), no clipping.
+    """
+    mode = norm_mode_settings(norm_mode)
+    optim = OptimConfig(lr=settings.lr, weight_decay=mode.weight_decay, warmup_epochs=0.0, min_lr_ratio=1.0)
+    if method in ("jepa", "bijepa"):
+        objective: dict[str, Any] = {
+            "name": "bijepa",
+            "alpha": 1.0 if method == "jepa" else 0.5,
+            "hidden_dim": settings.hidden_dim,
+            "norm_mode": norm_mode,
+            "momentum": settings.momentum,
+        }
+        return Config(seed=seed, predictor=PredictorConfig(kind="none"), objective=objective, optim=optim)
+    if method == "hamjepa":
         if settings.embed_dim % 2:
             raise ValueError(f"hamjepa splits z into q and p: embed_dim must be even, got {settings.embed_dim}")
-        predictor = HamiltonianPredictor(
-            settings.embed_dim,
-            hamiltonian="separable",
-            integrator="leapfrog",
-            dt=0.05,
-            steps=2,
-            base_coeff=0.1,
-            residual_scale=0.02,
-            hidden_dim=settings.hidden_dim,
-            depth=2,
-        )
-        return get_objective_class("hamjepa")(
-            predictor=predictor,
-            match="qp",
-            p_weight=0.0,
-            logdet_proj_dim=min(128, settings.embed_dim // 2),
-            residual_scale_warmup_epochs=0,
-            seed=seed,
-        )
+        objective = {
+            "name": "hamjepa",
+            "match": "qp",
+            "p_weight": 0.0,
+            "logdet_proj_dim": min(128, settings.embed_dim // 2),
+            "residual_scale_warmup_epochs": 0,
+        }
+        predictor = PredictorConfig(kind="hamiltonian", hidden_dim=settings.hidden_dim)
+        return Config(seed=seed, predictor=predictor, objective=objective, optim=optim)
     raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def build_benchmark_objective(
+    method: str, settings: TaskSettings, *, norm_mode: str = "expressive", seed: int = 0
+) -> Objective:
+    """The objective (with its predictor(s)) of ``method`` in :data:`METHODS`, built by the engine from
+    :func:`benchmark_config`."""
+    cfg = benchmark_config(method, settings, norm_mode=norm_mode, seed=seed)
+    return build_objective(cfg, encoder_dim=settings.embed_dim)  # type: ignore[return-value]
 
 
 def _sequence_batches(task: SequenceTask, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -201,18 +210,14 @@ def run_sequence(
         layer_norm=mode.layer_norm,
         unit_sphere=mode.unit_sphere,
     )
-    objective = build_objective(method, settings, norm_mode=norm_mode, seed=seed)
-    result = train_two_view(
-        encoder,
-        objective,
-        _sequence_batches(task, settings.batch_size),
-        steps=settings.steps,
-        lr=settings.lr,
-        weight_decay=mode.weight_decay,
+    cfg = benchmark_config(method, settings, norm_mode=norm_mode, seed=seed)
+    objective = build_objective(cfg, encoder_dim=settings.embed_dim)
+    result = train_pairs(
+        encoder, objective, _sequence_batches(task, settings.batch_size), steps=settings.steps, optim=cfg.optim
     )
 
     def features(seqs: Tensor) -> Tensor:
-        return embed(encoder, task.context(seqs))
+        return embed_frozen(encoder, task.context(seqs))
 
     enc = {name: features(getattr(task, name)) for name in ("probe", "heldout", "test")}
     pred = {name: predict_forward(objective, z) for name, z in enc.items()}
@@ -290,20 +295,16 @@ def run_image_halves(
     encoder = HalfImageEncoder(
         settings.embed_dim, layer_norm=mode.layer_norm, unit_sphere=mode.unit_sphere, hidden_dim=settings.hidden_dim
     )
-    objective = build_objective(method, settings, norm_mode=norm_mode, seed=seed)
-    result = train_two_view(
-        encoder,
-        objective,
-        _image_batches(halves, settings.batch_size, seed),
-        steps=settings.steps,
-        lr=settings.lr,
-        weight_decay=mode.weight_decay,
+    cfg = benchmark_config(method, settings, norm_mode=norm_mode, seed=seed)
+    objective = build_objective(cfg, encoder_dim=settings.embed_dim)
+    result = train_pairs(
+        encoder, objective, _image_batches(halves, settings.batch_size, seed), steps=settings.steps, optim=cfg.optim
     )
     n_train = halves.train_left.shape[0]
     if settings.probe_train_size is not None:
         n_train = min(n_train, settings.probe_train_size)
-    train_feats = embed(encoder, halves.train_left[:n_train], batch_size=1024)
-    test_feats = embed(encoder, halves.test_left, batch_size=1024)
+    train_feats = embed_frozen(encoder, halves.train_left[:n_train], batch_size=1024)
+    test_feats = embed_frozen(encoder, halves.test_left, batch_size=1024)
     num_classes = int(halves.y_train.max()) + 1
     linear = linear_classification_probe(
         train_feats,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamjepa.objectives.bijepa import make_mlp
+from hamjepa.dynamics.mlp import build_mlp
 
 __all__ = ["HalfImageEncoder", "SequenceEncoder", "has_batch_statistics"]
 
@@ -29,7 +29,8 @@ class SequenceEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.in_dim, self.out_dim, self.unit_sphere = in_dim, out_dim, unit_sphere
-        self.net = make_mlp(in_dim, [hidden_dim, hidden_dim], out_dim, layer_norm=layer_norm)
+        norm = "layer" if layer_norm else None
+        self.net = build_mlp(in_dim, out_dim, hidden_dims=[hidden_dim, hidden_dim], activation="relu", norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_dim:
@@ -59,7 +60,8 @@ class HalfImageEncoder(nn.Module):
             nn.ReLU(),
             nn.Flatten(),
         )
-        self.head = make_mlp(64 * 7 * 4, [hidden_dim], out_dim, layer_norm=layer_norm)
+        norm = "layer" if layer_norm else None
+        self.head = build_mlp(64 * 7 * 4, out_dim, hidden_dims=[hidden_dim], activation="relu", norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 14):

@@ -30,17 +30,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hamjepa.dynamics.mlp import build_mlp
+
 __all__ = [
-    "ProbeResult",
+    "ProbeOutcome",
     "decoder_probe",
-    "embed",
+    "embed_frozen",
     "linear_classification_probe",
     "linear_regression_probe",
 ]
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class ProbeOutcome:
     """Training error (the paper's number) and held-out error of one probe.
 
     ``predictions`` holds the trained probe's outputs on the optional ``extra_x`` input (for plots).
@@ -52,7 +54,7 @@ class ProbeResult:
 
 
 @torch.no_grad()
-def embed(fn: Callable[[Tensor], Tensor], x: Tensor, *, batch_size: int = 4096) -> Tensor:
+def embed_frozen(fn: Callable[[Tensor], Tensor], x: Tensor, *, batch_size: int = 4096) -> Tensor:
     """Apply a frozen network ``fn`` to ``x [N, ...]`` in batches; returns ``[N, D]`` (detached, float32)."""
     outs = [fn(x[i : i + batch_size]).float() for i in range(0, x.shape[0], batch_size)]
     return torch.cat(outs)
@@ -80,7 +82,7 @@ def linear_regression_probe(
     lr: float = 0.01,
     seed: int = 0,
     extra_x: Tensor | None = None,
-) -> ProbeResult:
+) -> ProbeOutcome:
     """Full-batch Adam linear regression ``[N, D] -> [N, C]`` (Protocols A/B).
 
     Returns:
@@ -102,7 +104,7 @@ def linear_regression_probe(
     with torch.no_grad():
         heldout = F.mse_loss(probe(heldout_x), heldout_y)
         predictions = probe(extra_x) if extra_x is not None else None
-    return ProbeResult(train=float(last), heldout=float(heldout), predictions=predictions)
+    return ProbeOutcome(train=float(last), heldout=float(heldout), predictions=predictions)
 
 
 def _minibatches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
@@ -120,7 +122,7 @@ def linear_classification_probe(
     lr: float = 1e-2,
     batch_size: int = 256,
     seed: int = 0,
-) -> ProbeResult:
+) -> ProbeOutcome:
     """Linear classifier on frozen features; returns top-1 accuracies in % (train = after training)."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -136,21 +138,13 @@ def linear_classification_probe(
     with torch.no_grad():
         train_acc = (probe(train_x).argmax(1) == train_y).float().mean() * 100
         test_acc = (probe(test_x).argmax(1) == test_y).float().mean() * 100
-    return ProbeResult(train=float(train_acc), heldout=float(test_acc))
+    return ProbeOutcome(train=float(train_acc), heldout=float(test_acc))
 
 
 def make_decoder(in_dim: int, out_pixels: int = 392) -> nn.Sequential:
     """``in -> 256 (BN, ReLU) -> 512 (BN, ReLU) -> out_pixels -> sigmoid`` (paper's generative probe)."""
-    return nn.Sequential(
-        nn.Linear(in_dim, 256),
-        nn.BatchNorm1d(256),
-        nn.ReLU(),
-        nn.Linear(256, 512),
-        nn.BatchNorm1d(512),
-        nn.ReLU(),
-        nn.Linear(512, out_pixels),
-        nn.Sigmoid(),
-    )
+    mlp = build_mlp(in_dim, out_pixels, hidden_dims=[256, 512], activation="relu", norm="batch")
+    return nn.Sequential(*mlp, nn.Sigmoid())
 
 
 def decoder_probe(
@@ -163,7 +157,7 @@ def decoder_probe(
     lr: float = 1e-3,
     batch_size: int = 256,
     seed: int = 0,
-) -> ProbeResult:
+) -> ProbeOutcome:
     """Decode right-half pixels ``[N, P]`` in ``[0, 1]`` from frozen features ``[N, D]``.
 
     Returns:
@@ -189,5 +183,5 @@ def decoder_probe(
             epoch_losses.append(loss.detach())
     decoder.eval()
     with torch.no_grad():
-        test_mse = F.mse_loss(embed(decoder, test_x), test_pixels)
-    return ProbeResult(train=float(torch.stack(epoch_losses).mean()), heldout=float(test_mse))
+        test_mse = F.mse_loss(embed_frozen(decoder, test_x), test_pixels)
+    return ProbeOutcome(train=float(torch.stack(epoch_losses).mean()), heldout=float(test_mse))

@@ -11,7 +11,6 @@ the paper's protocols and writes into ``out_dir``:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hamjepa.provenance import provenance
+from hamjepa.provenance import provenance, write_result
 from hamjepa.sequences.benchmark import (
     DEFAULT_SETTINGS,
     METHODS,
@@ -32,7 +31,7 @@ from hamjepa.sequences.benchmark import (
     run_sequence,
 )
 
-__all__ = ["PAPER_NUMBERS", "format_table", "reproduce_dynamics", "run_job", "summarise"]
+__all__ = ["PAPER_NUMBERS", "format_table", "reproduce_dynamics", "run_job", "summarise_runs"]
 
 #: The BiJEPA paper's single-run numbers (Tables 1-3). Image halves: MNIST in the paper, we use
 #: Fashion-MNIST, so those numbers are context only. HamJEPA has no published numbers on these tasks.
@@ -98,7 +97,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """``{task: {method: {metric: {"mean", "std", "n"}}}}`` (sample std over seeds; 0 for one seed)."""
     grouped: dict[tuple[str, str], list[dict[str, float]]] = {}
     for run in runs:
@@ -287,7 +286,7 @@ def reproduce_dynamics(
     bar.close()
     seconds = time.perf_counter() - start
     runs.sort(key=lambda r: (TASKS.index(r["task"]), METHODS.index(r["method"]), r["seed"]))
-    summary = summarise(runs)
+    summary = summarise_runs(runs)
     table = format_table(summary, seeds=seeds, scale=scale, skipped=skipped)
     table += f"\nTotal wall-clock time: {seconds:.0f} s ({workers} worker(s), {os.cpu_count()} CPUs visible).\n"
     files = {"table": str(out / "results.md"), "json": str(out / "results.json")}
@@ -311,5 +310,5 @@ def reproduce_dynamics(
         "summary": summary,
         "runs": [{k: v for k, v in r.items() if k != "plot"} for r in runs],
     }
-    (out / "results.json").write_text(json.dumps(record, indent=2))
+    write_result(out / "results.json", record)
     return {"runs": runs, "summary": summary, "table": table, "files": files, "seconds": seconds, "skipped": skipped}

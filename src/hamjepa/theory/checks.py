@@ -23,12 +23,10 @@ from hamjepa.theory.covariance import (
     check_max_entropy,
     check_metric_isotropy,
     check_minimax,
-    check_non_identifiability,
     check_price_of_isotropy,
-    check_regret,
     check_spd_cone,
-    regret,
 )
+from hamjepa.theory.regret import check_non_identifiability, check_regret, regret
 from hamjepa.theory.symplectic import check_symplectic_facts
 
 __all__ = ["CHECKS", "CheckRow", "TheoryContext", "regret", "run_all_checks"]

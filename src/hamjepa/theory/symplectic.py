@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from hamjepa.diagnostics.toy_metrics import canonical_omega, step_jacobians
-from hamjepa.diagnostics.toy_systems import ToySystem, apply_step, explicit_euler, leapfrog
+from hamjepa.diagnostics.toy_systems import INTEGRATORS, ToySystem, apply_step
 from hamjepa.theory.context import CheckRow, TheoryContext, row
 
 
@@ -29,10 +29,10 @@ def check_symplectic_facts(ctx: TheoryContext) -> list[CheckRow]:
     d, h, n_steps = 3, 0.1, 4
     system = _random_separable_system(ctx, d)
 
-    def rollout_step(sys_: ToySystem, q: Tensor, p: Tensor, step: float) -> tuple[Tensor, Tensor]:
-        for _ in range(n_steps):
-            q, p = leapfrog(sys_, q, p, step)
-        return q, p
+    leapfrog, explicit_euler = INTEGRATORS["leapfrog"], INTEGRATORS["explicit_euler"]
+
+    def rollout_step(sys_: ToySystem, q: Tensor, p: Tensor, step: float, steps: int = 1) -> tuple[Tensor, Tensor]:
+        return leapfrog(sys_, q, p, step, steps * n_steps)  # one map step = n_steps leapfrog steps
 
     x = ctx.randn(64, 2 * d)
     jac = step_jacobians(system, rollout_step, h, x)
