@@ -45,16 +45,26 @@ def build_predictor(cfg: Config, dim: int) -> nn.Module | None:
     )
 
 
-def build_objective(cfg: Config, *, encoder: Encoder) -> nn.Module:
+def build_objective(cfg: Config, *, encoder: Encoder | None = None, encoder_dim: int | None = None) -> nn.Module:
     """The registered objective ``cfg.objective['name']`` with its keyword arguments from the config.
 
-    A ``predictor`` argument receives :func:`build_predictor`'s module; a ``dim`` / ``embed_dim`` argument
-    receives the encoder's output dimension at ``data.image_size``; a ``token_channels`` argument receives the
-    channels per token of the encoder's declared :class:`~hamjepa.models.TokenLayout` (None when ``z`` is not a
-    token grid) and a ``split_qp`` argument the encoder's ``split_qp``, unless the objective section sets them.
+    Pass the run's ``encoder``, or only ``encoder_dim`` where there is no image encoder (the dynamics
+    benchmark's embeddings). A ``predictor`` argument receives :func:`build_predictor`'s module; a ``dim`` /
+    ``embed_dim`` argument receives the encoder's output dimension at ``data.image_size`` (or ``encoder_dim``);
+    with an encoder, a ``token_channels`` argument receives the channels per token of its declared
+    :class:`~hamjepa.models.TokenLayout` (None when ``z`` is not a token grid) and a ``split_qp`` argument its
+    ``split_qp``, unless the objective section sets them.
     """
-    encoder_dim = encoder.output_dim(cfg.data.image_size)
-    token_layout = encoder.token_layout(cfg.data.image_size)
+    if (encoder is None) == (encoder_dim is None):
+        raise ValueError("build_objective: pass the run's encoder, or encoder_dim when there is no image encoder")
+    layout: dict[str, object] = {}
+    if encoder is not None:
+        encoder_dim = encoder.output_dim(cfg.data.image_size)
+        token_layout = encoder.token_layout(cfg.data.image_size)
+        layout = {
+            "token_channels": token_layout.channels if token_layout is not None else None,
+            "split_qp": encoder.split_qp,
+        }
     kwargs = {k: v for k, v in cfg.objective.items() if k != "name"}
     cls = get_objective_class(cfg.objective["name"])
     params = inspect.signature(cls.__init__).parameters
@@ -63,10 +73,6 @@ def build_objective(cfg: Config, *, encoder: Encoder) -> nn.Module:
     for name in ("dim", "embed_dim"):
         if name in params and name not in kwargs:
             kwargs[name] = encoder_dim
-    layout = {
-        "token_channels": token_layout.channels if token_layout is not None else None,
-        "split_qp": encoder.split_qp,
-    }
     for name, value in layout.items():
         if name in params and name not in kwargs:
             kwargs[name] = value
