@@ -7,8 +7,9 @@ On real JPEGs (default ``../shared/data/imagenette-mini``; ``500x375`` re-encode
 size in a temporary folder, since imagenette-mini's files are 224 px), with 2 views of 224 px per image and the
 same number of DataLoader workers, it measures, after a warm-up:
 
-- ``torchvision``: PIL decode + spec A.2's ImageNet transforms per view (RandomResizedCrop, flip, colour jitter,
-  grayscale, 23 px Gaussian blur, solarize, to-tensor, normalise) in the workers: what the paper's code does;
+- ``torchvision``: PIL decode + the ImageNet transforms of docs/spec.md §A.2 per view (RandomResizedCrop, flip,
+  colour jitter, grayscale, 23 px Gaussian blur, solarize, to-tensor, normalise) in the workers: what the paper's
+  code does;
 - ``ours_workers``: our workers' output (decode + the crops of both views): the CPU work per image of our stream,
   which is all there is on a GPU (the other ops run batched on it);
 - ``ours_stream``: our whole stream on this script's device, including the batched augmentation (on a CPU-only

@@ -191,7 +191,8 @@ def _imagenet100_section(by_kind: dict[str, list[tuple[Path, dict[str, Any]]]]) 
         return [*out, "Not measured yet (`python benchmarks/bench_imagefolder.py`).", ""]
     out += [
         "Images per second (2 views of 224 px each) of three pipelines with the same DataLoader workers:",
-        "*torchvision* = PIL decode + spec A.2's ImageNet transforms per view in the workers (the paper's code);",
+        "*torchvision* = PIL decode + the ImageNet transforms of [method reference §A.2](spec.md) per view in the "
+        "workers (the paper's code);",
         "*ours, workers* = our workers' output (decode + both crops: all the CPU work per image when the other",
         "ops run batched on a GPU); *ours, stream on CPU* = the whole stream with the batched ops on the CPU too.",
         f"Loader-bound s/epoch = {IMAGENET100_TRAIN_IMAGES:,} ImageNet-100 train images / images per s.",

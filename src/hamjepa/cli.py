@@ -17,6 +17,7 @@ from typing import Any
 
 from hamjepa import __version__
 from hamjepa.errors import HamjepaError
+from hamjepa.plugins import import_plugins, load_entry_points
 
 # Modules that register subcommands with ``add_parser(subparsers)``, in help order (after train and bench,
 # which :func:`build_parser` registers with the evaluation callbacks so that the engine never imports them).
@@ -49,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: hamjepa train configs/cifar100_hamjepa.yaml data.path=data/cifar100.npz train.epochs=30",
     )
     parser.add_argument("--version", action="version", version=f"hamjepa {__version__}")
+    parser.add_argument(
+        "--import",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=(
+            "import MODULE before the command runs, so the objectives it registers can be trained, evaluated, "
+            "embedded, exported and resumed (repeatable; modules of the 'hamjepa.plugins' entry points are "
+            "imported always)"
+        ),
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from hamjepa.engine import cli as engine_cli
 
@@ -66,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        load_entry_points()
+        import_plugins(args.plugins)
         return int(args.func(args) or 0)
     except HamjepaError as err:
         print(f"error: {err}", file=sys.stderr)

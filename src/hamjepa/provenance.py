@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from hamjepa.plugins import loaded_plugins
+
 
 def git_commit() -> str:
     """Short hash of the checkout this package runs from, with ``+dirty`` when it has uncommitted changes."""
@@ -49,7 +51,7 @@ def device_name(device: torch.device | str | None = None) -> str:
 
 
 def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
-    """Commit, device, versions, the command line and the UTC date, as a JSON-ready dict."""
+    """Commit, device, versions, the command line, the UTC date and the plugin modules loaded, as a JSON-ready dict."""
     return {
         "commit": git_commit(),
         "device": device_name(device),
@@ -61,6 +63,7 @@ def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
             )
         ),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "plugins": loaded_plugins(),
     }
 
 

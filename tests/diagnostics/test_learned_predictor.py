@@ -116,8 +116,7 @@ def test_input_validation() -> None:
 
 
 def test_report_and_run_dir_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hamjepa.data.from_config as from_config
-    import hamjepa.engine.checkpoint as checkpoint
+    import hamjepa.diagnostics.learned_report as learned_report
 
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, DIM))
     run = SimpleNamespace(
@@ -132,8 +131,8 @@ def test_report_and_run_dir_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),
     )
-    monkeypatch.setattr(checkpoint, "load_run", lambda path, map_location="cpu": run)
-    monkeypatch.setattr(from_config, "build_eval_data_from_config", lambda config: eval_data)
+    monkeypatch.setattr(learned_report, "load_run", lambda path, map_location="cpu": run)
+    monkeypatch.setattr(learned_report, "build_eval_data_from_config", lambda config: eval_data)
     result = run_dir_diagnostics(tmp_path, num_states=7, rollout_steps=5, probes=2, dense_samples=1)
     assert result["num_states"] == 7 and result["symplecticity"]["defect"]["max"] < 1e-10
     out = tmp_path / "diagnostics"

@@ -8,7 +8,8 @@ import torch
 from tests.evaluation._eval_testutils import TinyEncoder, batches, class_tinted_images
 from torch import Tensor, nn
 
-from hamjepa.evaluation.features import check_labels, extract_features, readouts
+from hamjepa.evaluation.features import check_labels, extract_features
+from hamjepa.models.phase_space import readouts
 
 
 class RecordingFlatten(nn.Module):

@@ -189,7 +189,7 @@ def test_real_cifar100_slice_end_to_end(cifar100_npz: Path, tmp_path: Path) -> N
 
 
 def test_evaluation_turns_tf32_off_and_restores_it() -> None:
-    from hamjepa.evaluation.pipeline import full_fp32_matmuls
+    from hamjepa.numerics import full_fp32_matmuls
 
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True

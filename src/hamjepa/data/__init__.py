@@ -2,7 +2,7 @@
 
 - :mod:`~hamjepa.data.sources` -- :class:`ArraySplits`, packed ``.npz`` load/save, CIFAR-100 download.
 - :mod:`~hamjepa.data.imagefolder` -- validated ImageFolder listing and JPEG decoding.
-- :mod:`~hamjepa.data.augment` -- :class:`MultiViewAugment` (spec A.2) and the dataset presets.
+- :mod:`~hamjepa.data.augment` -- :class:`MultiViewAugment` (docs/spec.md §A.2) and the dataset presets.
 - :mod:`~hamjepa.data.loader` / :mod:`~hamjepa.data.folder_stream` -- resumable train streams.
 - :mod:`~hamjepa.data.eval_data` -- :class:`EvalData` for the frozen-feature evaluation.
 """

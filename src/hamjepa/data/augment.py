@@ -1,4 +1,4 @@
-"""Multi-view augmentation of whole uint8 batches on the device (spec A.2).
+"""Multi-view augmentation of whole uint8 batches on the device (docs/spec.md §A.2).
 
 Per view, in order: RandomResizedCrop + horizontal flip (one ``grid_sample`` per view group), colour
 jitter (p=0.8; brightness, contrast, saturation, hue in a random order per view), random grayscale,
@@ -8,7 +8,7 @@ Gaussian blur, solarize, then per-channel normalisation. The random parameters a
 of a global batch.
 
 Numerics: the pipeline runs in float32 on ``uint8 / 255`` and is not re-quantised to uint8 between ops
-(spec A.2 [D]: equivalent up to rounding). Solarize thresholds at ``255 * v >= 127.5`` — the uint8
+(docs/spec.md §A.2 [D]: equivalent up to rounding). Solarize thresholds at ``255 * v >= 127.5`` — the uint8
 threshold "``>= 128``" applied to the value rounded to the uint8 grid.
 """
 

@@ -176,7 +176,7 @@ class ViewGroupSpec:
 
 @dataclass(frozen=True)
 class AugmentSettings:
-    """Probabilities and ranges of the per-view ops (spec A.2)."""
+    """Probabilities and ranges of the per-view ops (docs/spec.md §A.2)."""
 
     ratio: tuple[float, float]
     flip_p: float

@@ -1,4 +1,4 @@
-"""Un-augmented evaluation batches (spec H.1): uint8 images, normalised later by the evaluator.
+"""Un-augmented evaluation batches (docs/spec.md §H.1): uint8 images, normalised later by the evaluator.
 
 CIFAR-style arrays are yielded as they are; ImageFolder images are resized (shorter side 256, bilinear,
 antialias) and centre-cropped to 224, decoded in DataLoader workers.

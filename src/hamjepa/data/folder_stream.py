@@ -116,7 +116,7 @@ class ImageFolderStream(StreamPosition):
         return self.steps_per_epoch
 
     def _loader(self) -> DataLoader:
-        """One DataLoader for the stream's life with persistent workers (spec A.3): no worker restart per
+        """One DataLoader for the stream's life with persistent workers (docs/spec.md §A.3): no worker restart per
         epoch. Its batch sampler reads the stream's epoch/position whenever an iteration starts; a seed
         changed by ``load_state_dict`` rebuilds it (the workers' dataset holds the seed)."""
         if self._dataloader is None or self._views.seed != self.seed:

@@ -50,7 +50,7 @@ def train_stream_from_config(cfg: Config, *, device: torch.device, rank: int = 0
 def build_eval_data_from_config(
     config: Config | dict[str, Any], *, num_workers: int | None = None, subset: int | None = None
 ) -> EvalData:
-    """Eval data (train and test splits, eval transforms of spec H.1) for a run's config.
+    """Eval data (train and test splits, eval transforms of docs/spec.md §H.1) for a run's config.
 
     ``num_workers`` (JPEG decoding for folder data) defaults to the config's ``data.num_workers``, ``subset``
     (a stratified slice per split) to ``data.eval_subset``.

@@ -5,7 +5,7 @@ Contrastive Multiview Coding (Tian et al., 2019; the list published in the CMC r
 one solo-learn and most self-supervised papers use; the HamJEPA paper does not name its classes. See the
 file's header for the provenance.
 
-Accepted source layouts (spec A.1):
+Accepted source layouts (docs/spec.md §A.1):
 
 - ILSVRC-2012 in ImageFolder form: ``ROOT/train/<wnid>/*.JPEG`` and ``ROOT/val/<wnid>/*.JPEG`` (the official
   val archive is flat; sort it into class folders first, e.g. with the widely used ``valprep.sh``);

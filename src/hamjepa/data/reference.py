@@ -1,4 +1,4 @@
-"""The per-image torchvision pipeline that the paper's code runs (spec A.2, ImageNet column), for comparison.
+"""The per-image torchvision pipeline that the paper's code runs (docs/spec.md §A.2, ImageNet column), for comparison.
 
 Our ImageNet stream decodes and crops in the workers and applies the rest of the recipe batched on the device
 (:func:`hamjepa.data.augment.imagenet_augment`); this is the conventional CPU pipeline it replaces: PIL image

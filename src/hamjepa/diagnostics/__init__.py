@@ -2,7 +2,7 @@
 
 - :mod:`hamjepa.diagnostics.toy_systems` -- pendulum / harmonic / Duffing as separable Hamiltonians, run by the
   predictor's own integrators (explicit Euler, symplectic Euler, leapfrog).
-- :mod:`hamjepa.diagnostics.toy_metrics` -- the six spec-I diagnostics as array-returning functions.
+- :mod:`hamjepa.diagnostics.toy_metrics` -- the six docs/spec.md §I diagnostics as array-returning functions.
 - :mod:`hamjepa.diagnostics.toy_report` -- ``run_toy_diagnostics``: figures + ``summary.json``.
 - :mod:`hamjepa.diagnostics.learned_predictor` -- ``diagnose_predictor`` for trained predictors.
 - :mod:`hamjepa.diagnostics.learned_report` -- ``run_dir_diagnostics`` (``hamjepa diagnose RUN_DIR``).

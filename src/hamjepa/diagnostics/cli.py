@@ -106,8 +106,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "TARGET=toy: energy drift, reversibility, Liouville area, energy vs time, symplecticity defect and "
             "covariance stability of explicit Euler / symplectic Euler / leapfrog on the pendulum, harmonic "
-            "oscillator and Duffing oscillator (spec I), and the sliced-projection view (App. D.4): the ensemble "
-            "projected on random unit directions, with the drift of those 1-D distributions from t = 0 (sliced "
+            "oscillator and Duffing oscillator (docs/spec.md §I), and the sliced-projection view (App. D.4): "
+            "the ensemble projected on random unit directions, with the drift of those 1-D distributions from "
+            "t = 0 (sliced "
             "Wasserstein-1, log projected-variance ratios). TARGET=RUN_DIR (or a checkpoint file): float64 "
             "symplecticity defect, forward-backward reconstruction, log|det J|, singular-value pairing and "
             "long-rollout energy drift of the run's predictor on encoded test images, and the sliced-projection drift "

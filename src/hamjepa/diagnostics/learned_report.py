@@ -22,7 +22,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from hamjepa.data.from_config import build_eval_data_from_config
 from hamjepa.diagnostics.learned_predictor import diagnose_predictor
+from hamjepa.engine.checkpoint import load_run
 
 __all__ = ["encode_test_states", "run_dir_diagnostics", "write_predictor_report"]
 
@@ -185,9 +187,6 @@ def run_dir_diagnostics(
     Returns:
         The :func:`diagnose_predictor` result plus ``checkpoint`` and ``files``.
     """
-    from hamjepa.data.from_config import build_eval_data_from_config
-    from hamjepa.engine.checkpoint import load_run
-
     if num_states < 1:
         raise ValueError(f"num_states must be >= 1, got {num_states}")
     dev = torch.device(device)

@@ -3,7 +3,7 @@
 All functions take a :class:`~hamjepa.diagnostics.toy_systems.ToySystem`, a step function from
 :data:`~hamjepa.diagnostics.toy_systems.INTEGRATORS`, the step ``dt`` and the number of steps, and return
 NumPy arrays (plotting and summarising live in :mod:`hamjepa.diagnostics.toy_report`). Precision and
-angle wrapping follow the spec: energy drift, reversibility, energy-vs-time and covariance use float32 with
+angle wrapping follow docs/spec.md §I: energy drift, reversibility, energy-vs-time and covariance use float32 with
 wrapping (for the periodic pendulum); Liouville area and the symplecticity defect use float64 without wrapping.
 """
 

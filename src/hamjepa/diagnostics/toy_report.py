@@ -1,4 +1,4 @@
-"""``hamjepa diagnose toy``: run the six spec-I diagnostics on the toy systems, draw figures, write a summary.
+"""``hamjepa diagnose toy``: run the six docs/spec.md §I diagnostics on the toy systems, draw figures, write a summary.
 
 Layout written under ``out_dir``::
 
@@ -66,7 +66,7 @@ __all__ = ["ToySettings", "run_toy_diagnostics"]
 
 @dataclass(frozen=True)
 class ToySettings:
-    """Settings of the toy diagnostics (spec I defaults).
+    """Settings of the toy diagnostics (docs/spec.md §I defaults).
 
     Attributes:
         dt: integrator step.
@@ -126,7 +126,8 @@ def _quantiles(values: np.ndarray) -> dict[str, float | None]:
 def sliced_ensemble(
     system: ToySystem, integrator: str, s: ToySettings, ensemble: np.ndarray, directions: torch.Tensor
 ) -> SlicedDrift:
-    """Sliced drift of the ensemble rolled out by ``integrator`` (float32, wrapped, every step; like spec I.6)."""
+    """Sliced drift of the ensemble rolled out by ``integrator`` (float32, wrapped, every step; like docs/spec.md
+    §I.6)."""
     x0 = torch.from_numpy(ensemble).to(torch.float32)
     _, traj = rollout(system, INTEGRATORS[integrator], x0, s.dt, s.steps, wrap=True, record_every=1)
     assert traj is not None
@@ -227,7 +228,7 @@ def run_toy_diagnostics(
         out_dir: output directory (created).
         systems: names from :data:`~hamjepa.diagnostics.toy_systems.SYSTEMS`.
         integrators: names from :data:`~hamjepa.diagnostics.toy_systems.INTEGRATORS`.
-        settings: :class:`ToySettings`; ``None`` means the spec defaults.
+        settings: :class:`ToySettings`; ``None`` means the defaults of docs/spec.md §I.
 
     Returns:
         The summary dictionary that was written to ``summary.json``.

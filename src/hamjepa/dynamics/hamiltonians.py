@@ -1,4 +1,4 @@
-"""Hamiltonian families on phase space ``(q, p)`` (spec C.1).
+"""Hamiltonian families on phase space ``(q, p)`` (docs/spec.md §C.1).
 
 Every Hamiltonian is an ``nn.Module`` called as ``H(q, p)`` with ``q, p: [..., d]`` and returning the
 per-sample energy ``[...]`` (a sum over the coordinates, not a mean). Separable ones
@@ -138,7 +138,7 @@ class Hamiltonian(nn.Module):
 
 
 class QuadraticHamiltonian(Hamiltonian):
-    """``H(q, p) = (|q|^2 + |p|^2) / 2`` — no parameters (spec C.1 item 1). Separable."""
+    """``H(q, p) = (|q|^2 + |p|^2) / 2`` — no parameters (docs/spec.md §C.1 item 1). Separable."""
 
     separable = True
 
@@ -185,7 +185,8 @@ class _ResidualScaled:
 
 
 class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
-    """HamJEPA's ``H(q, p) = |p|^2/2 + V(q)`` with ``V(q) = base_coeff |q|^2/2 + residual_scale f(q)`` (spec C.1.3).
+    """HamJEPA's ``H(q, p) = |p|^2/2 + V(q)`` with ``V(q) = base_coeff |q|^2/2 + residual_scale f(q)``
+    (docs/spec.md §C.1.3).
 
     ``f: R^d -> R`` is ``Linear(d, hidden) -> act -> [Linear(hidden, hidden) -> act] * (depth-1) ->
     Linear(hidden, 1)`` with PyTorch's default init (``d=1024, hidden=256, depth=2``: 328 449 parameters).
@@ -257,7 +258,7 @@ class SeparableHamiltonian(_ResidualScaled, Hamiltonian):
 
 
 class LearnableHamiltonian(_ResidualScaled, Hamiltonian):
-    """Non-separable ``H(q, p) = (|q|^2 + |p|^2)/2 + residual_scale * g([q; p])`` (spec C.1 item 2).
+    """Non-separable ``H(q, p) = (|q|^2 + |p|^2)/2 + residual_scale * g([q; p])`` (docs/spec.md §C.1 item 2).
 
     ``g: R^{2d} -> R`` is the same MLP shape as in :class:`SeparableHamiltonian` on the concatenated state.
     The base coefficient is fixed to 1 (the reference accepts and ignores ``base_coeff``). The explicit

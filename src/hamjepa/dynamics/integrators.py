@@ -1,4 +1,4 @@
-"""Time integrators for Hamiltonian systems (spec C.2).
+"""Time integrators for Hamiltonian systems (docs/spec.md §C.2).
 
 All integrators share one call shape::
 
@@ -106,7 +106,7 @@ def _dH_dp(hamiltonian: HamiltonianFn, q: Tensor, p: Tensor) -> Tensor:
 def separable_leapfrog(
     hamiltonian: torch.nn.Module, q: Tensor, p: Tensor, h: float | Tensor, steps: int, *, upcast: bool = True
 ) -> tuple[Tensor, Tensor]:
-    """``steps`` kick-drift-kick steps of size ``h`` for a separable Hamiltonian (spec C.2, eq. 27).
+    """``steps`` kick-drift-kick steps of size ``h`` for a separable Hamiltonian (docs/spec.md §C.2, eq. 27).
 
     ``p_{n+1/2} = p_n - h/2 grad_V(q_n)``, ``q_{n+1} = q_n + h grad_T(p_{n+1/2})``,
     ``p_{n+1} = p_{n+1/2} - h/2 grad_V(q_{n+1})``.
@@ -142,7 +142,7 @@ def separable_leapfrog(
 def leapfrog(
     hamiltonian: HamiltonianFn, q: Tensor, p: Tensor, h: float | Tensor, steps: int, *, upcast: bool = True
 ) -> tuple[Tensor, Tensor]:
-    """General explicit leapfrog with autograd on ``H`` (spec C.2).
+    """General explicit leapfrog with autograd on ``H`` (docs/spec.md §C.2).
 
     ``p_{1/2} = p - h/2 dH/dq(q, p)``, ``q' = q + h dH/dp(q, p_{1/2})``, ``p' = p_{1/2} - h/2 dH/dq(q', p_{1/2})``.
     Symplectic only when ``H`` is separable. A Hamiltonian that declares ``separable = True`` is handed to
@@ -164,7 +164,7 @@ def leapfrog(
 def symplectic_euler(
     hamiltonian: HamiltonianFn, q: Tensor, p: Tensor, h: float | Tensor, steps: int, *, upcast: bool = True
 ) -> tuple[Tensor, Tensor]:
-    """Symplectic Euler: ``p' = p - h dH/dq(q, p)``, ``q' = q + h dH/dp(q, p')`` (spec C.2).
+    """Symplectic Euler: ``p' = p - h dH/dq(q, p)``, ``q' = q + h dH/dp(q, p')`` (docs/spec.md §C.2).
 
     First order; symplectic for separable ``H``. Its inverse is not ``Psi_{-h}``. Shapes as in
     :func:`separable_leapfrog`.
@@ -200,7 +200,7 @@ def explicit_euler(
 
 
 def vector_field(hamiltonian: HamiltonianFn, q: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
-    """Hamilton's equations ``(dq/dt, dp/dt) = (dH/dp, -dH/dq)``, i.e. ``x' = Omega grad H(x)`` (spec C.2)."""
+    """Hamilton's equations ``(dq/dt, dp/dt) = (dH/dp, -dH/dq)``, i.e. ``x' = Omega grad H(x)`` (docs/spec.md §C.2)."""
     _check_state(q, p)
     dq, dp = autograd_partials(hamiltonian, q, p)
     assert dq is not None and dp is not None

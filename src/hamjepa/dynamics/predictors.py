@@ -1,4 +1,4 @@
-"""Latent predictors: the symplectic Hamiltonian rollout (spec C.3) and the MLP ablation (spec F).
+"""Latent predictors: the symplectic Hamiltonian rollout (docs/spec.md §C.3) and the MLP ablation (docs/spec.md §F).
 
 Both map ``z [B, D]`` (any leading shape ``[..., D]``) to a prediction of the same shape and dtype, with
 ``direction=+1`` (forward, step ``+dt``) or ``direction=-1`` (backward, step ``-dt``).
@@ -77,12 +77,12 @@ def _working_dtype(dtype: torch.dtype, upcast: bool) -> torch.dtype:
 
 
 class HamiltonianPredictor(nn.Module):
-    """Symplectic latent predictor ``z -> Psi_{h}^N(z)`` with ``h = direction * dt`` (spec C.3).
+    """Symplectic latent predictor ``z -> Psi_{h}^N(z)`` with ``h = direction * dt`` (docs/spec.md §C.3).
 
     ``z = [q; p]`` (``D = 2d``) is integrated for ``steps`` steps of a learned Hamiltonian. With the default
     separable Hamiltonian ``H = |p|^2/2 + base_coeff |q|^2/2 + residual_scale f(q)`` and the leapfrog, the
     map is symplectic (``J^T Omega J = Omega``, ``det J = 1``) and ``forward(forward(z, +1), -1) == z`` up to
-    round-off (spec J.9, Cor. A.5).
+    round-off (docs/spec.md §J.9, Cor. A.5).
 
     Args:
         dim: ``D``, the full phase-space width (must be even).
@@ -139,7 +139,7 @@ class HamiltonianPredictor(nn.Module):
             raise ValueError(
                 f"{owner}: learn_dt=True is not supported: a learnable step size collapses (dt-collapse) — "
                 "the prediction loss is trivially reduced by shrinking dt towards 0 so that the predictor "
-                "becomes the identity (spec C.3). Use a fixed dt (learn_dt=False)"
+                "becomes the identity (docs/spec.md §C.3). Use a fixed dt (learn_dt=False)"
             )
         if hamiltonian not in HAMILTONIANS:
             raise ValueError(f"{owner}: unknown hamiltonian={hamiltonian!r}; valid: {', '.join(HAMILTONIANS)}")
@@ -234,11 +234,11 @@ class HamiltonianPredictor(nn.Module):
 
 
 class MLPPredictor(nn.Module):
-    """Non-symplectic residual-MLP rollout, the MLP-HJEPA ablation (spec F).
+    """Non-symplectic residual-MLP rollout, the MLP-HJEPA ablation (docs/spec.md §F).
 
     ``z_{n+1} = z_n + h g(z_n)`` for ``n = 0 .. steps-1`` with ``h = direction * dt`` and
     ``g = Linear(D, hidden) -> act -> [Linear(hidden, hidden) -> act] * (depth-1) -> Linear(hidden, D)``
-    (PyTorch default init). This is the matched proposal of spec F, an inferred [I] design — the reference
+    (PyTorch default init). This is the matched proposal of docs/spec.md §F, an inferred [I] design — the reference
     code has no MLP predictor. The backward direction reuses the same network with ``-h``, which is **not**
     an exact inverse: ``forward(forward(z, +1), -1) != z`` in general, and the map is neither symplectic nor
     volume-preserving.

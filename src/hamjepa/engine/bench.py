@@ -18,6 +18,7 @@ import torch
 
 from hamjepa.config import Config
 from hamjepa.engine.profiling import profile_steps
+from hamjepa.engine.trainer import Trainer
 from hamjepa.provenance import provenance
 
 PROFILED_STEPS = 3
@@ -53,8 +54,6 @@ def benchmark_training(
     ``host_ops_outside_compiled_per_step``, ``host_syncs_per_step`` and, on CUDA, ``device_busy_s_per_step``
     and ``gpu_busy_fraction`` (kernel time / median step time).
     """
-    from hamjepa.engine.trainer import Trainer
-
     cfg.train.progress = False
     cfg.train.tensorboard = False
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,6 +7,7 @@ import inspect
 from torch import nn
 
 from hamjepa.config import Config
+from hamjepa.dynamics.predictors import HamiltonianPredictor, MLPPredictor
 from hamjepa.models.protocol import Encoder
 from hamjepa.models.registry import get_encoder_class
 from hamjepa.objectives.registry import get_objective_class
@@ -19,8 +20,6 @@ def build_encoder(cfg: Config) -> Encoder:
 
 def build_predictor(cfg: Config, dim: int) -> nn.Module | None:
     """The predictor of ``cfg.predictor`` acting on ``[B, dim]`` states (None for ``kind=none``)."""
-    from hamjepa.dynamics.predictors import HamiltonianPredictor, MLPPredictor
-
     p = cfg.predictor
     if p.kind == "none":
         return None

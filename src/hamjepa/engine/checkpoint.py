@@ -25,10 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from hamjepa.config import config_from_dict
+from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.errors import CheckpointError
+from hamjepa.plugins import missing_plugins_hint
 
 CHECKPOINT_FORMAT = 1
 LAST_NAME = "last.pt"
+EXPORT_MANIFEST_NAME = "hamjepa_export.json"
+"""The file that marks an export folder (``hamjepa export``); its format is :mod:`hamjepa.inference.export`'s."""
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -186,15 +192,13 @@ class LoadedRun:
 
 def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the encoder and objective of a run directory or checkpoint file, weights loaded, eval mode."""
-    from hamjepa.config import config_from_dict
-    from hamjepa.engine.build import build_encoder, build_objective
-
     file = resolve_checkpoint(path)
     state = load_checkpoint(file, map_location=map_location)
     try:
         cfg = config_from_dict(state["config"])
     except ValueError as err:
-        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}") from None
+        hint = missing_plugins_hint(recorded_plugins(run_dir_of(file)))
+        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}{hint}") from None
     encoder = build_encoder(cfg)
     load_state_strict(encoder, state["encoder"], "encoder", file)
     objective = build_objective(cfg, encoder=encoder)

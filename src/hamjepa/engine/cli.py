@@ -14,6 +14,8 @@ from pathlib import Path
 
 from hamjepa.config import Config, ConfigError, load_config
 from hamjepa.engine.callbacks import Callback
+from hamjepa.engine.run_logger import recorded_plugins
+from hamjepa.plugins import missing_plugins_hint
 
 CallbackFactory = Callable[[Config], Sequence[Callback]]
 
@@ -39,7 +41,13 @@ def _split_config_args(items: list[str], resume: str | None) -> tuple[Path, list
 def config_from_args(items: list[str], resume: str | None = None) -> Config:
     """Load the config named in ``items`` with its ``key=value`` overrides."""
     path, overrides = _split_config_args(items, resume)
-    cfg = load_config(path, overrides)
+    try:
+        cfg = load_config(path, overrides)
+    except ConfigError as err:  # a run trained with a plugin names it (hamjepa --import MODULE)
+        hint = missing_plugins_hint(recorded_plugins(Path(resume))) if resume else ""
+        if not hint:
+            raise
+        raise ConfigError(f"{err}{hint}") from None
     if cfg.train.run_name is None and not resume:
         cfg.train.run_name = f"{path.stem}-seed{cfg.seed}"
     return cfg

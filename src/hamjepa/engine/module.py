@@ -1,4 +1,4 @@
-"""The trained module: encoder + objective, with the one-forward view embedding of spec A.4."""
+"""The trained module: encoder + objective, with the one-forward view embedding of docs/spec.md §A.4."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def embed_views(
     amp_dtype: torch.dtype | None,
     input_dtype: torch.dtype | None = None,
 ) -> Tensor:
-    """``[V, B, 3, S, S]`` -> ``z: [V, B, D]`` with one encoder forward over all views (spec A.4).
+    """``[V, B, 3, S, S]`` -> ``z: [V, B, D]`` with one encoder forward over all views (docs/spec.md §A.4).
 
     ``views`` may also be a list of such tensors, one per view size (global views first, then local ones);
     each size is encoded in one forward and the embeddings are concatenated along ``V``. The encoder runs
@@ -47,7 +47,7 @@ class JEPAModule(nn.Module):
     """Encoder + objective as one module, so DDP synchronises the predictor's gradients too.
 
     ``forward(views [V, B, 3, S, S], step, z_target=None) -> ObjectiveOutput``. The encoder runs under
-    ``autocast`` (bf16 on CUDA when configured); the objective runs outside it (spec G.1).
+    ``autocast`` (bf16 on CUDA when configured); the objective runs outside it (docs/spec.md §G.1).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""AdamW with an optional own group for the predictor, the per-step schedule (spec G.2, G.3), and the
+"""AdamW with an optional own group for the predictor, the per-step schedule (docs/spec.md §G.2, §G.3), and the
 sync-free AdamW update and gradient clipping (torch's maths on explicit gradient lists, traceable by
 ``torch.compile``)."""
 

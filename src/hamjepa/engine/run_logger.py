@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hamjepa.config import Config, save_config
+from hamjepa.engine.wandb_sink import WandbSink
+from hamjepa.provenance import provenance
 
 METRICS_NAME = "metrics.jsonl"
 PROVENANCE_NAME = "provenance.jsonl"
@@ -82,8 +84,6 @@ def default_sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
         with contextlib.suppress(ImportError):  # the tensorboard package is optional
             sinks.append(TensorBoardSink(run_dir))
     if cfg.train.wandb != "off":
-        from hamjepa.engine.wandb_sink import WandbSink
-
         sinks.append(WandbSink(run_dir, mode=cfg.train.wandb, project=cfg.train.wandb_project, config=cfg.to_dict()))
     return sinks
 
@@ -91,11 +91,20 @@ def default_sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
 def record_provenance(run_dir: Path) -> None:
     """Append the code's commit, library versions, command line and UTC date to ``RUN_DIR/provenance.jsonl``
     (one line per start or resume; ``hamjepa export`` puts the first commit on the model card)."""
-    from hamjepa.provenance import provenance
-
     info = {k: v for k, v in provenance().items() if k != "device"}  # the device is not known here
     with open(run_dir / PROVENANCE_NAME, "a") as fh:
         fh.write(json.dumps(info) + "\n")
+
+
+def recorded_plugins(run_dir: Path) -> list[str]:
+    """The plugin modules (``hamjepa --import`` / entry points) of every start of a run, from its
+    ``provenance.jsonl`` (``[]`` when absent or unreadable)."""
+    modules: list[str] = []
+    with contextlib.suppress(OSError):
+        for line in (run_dir / PROVENANCE_NAME).read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError, AttributeError, TypeError):
+                modules += [m for m in json.loads(line).get("plugins", []) if isinstance(m, str)]
+    return list(dict.fromkeys(modules))
 
 
 class RunLogger:

@@ -1,4 +1,4 @@
-"""Per-step learning-rate schedule: linear warm-up from 1 % of the base lr, then cosine (spec G.3)."""
+"""Per-step learning-rate schedule: linear warm-up from 1 % of the base lr, then cosine (docs/spec.md §G.3)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ class StepOutput:
 
 
 class TrainStep:
-    """Performs one optimisation step (spec G).
+    """Performs one optimisation step (docs/spec.md §G).
 
     Args:
         model: what is called for the loss, ``model(views, step, z_target) -> ObjectiveOutput`` (the

@@ -23,8 +23,10 @@ from hamjepa.engine.checkpoint import (
     load_state_strict,
     restore_rng_state,
 )
+from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.errors import CheckpointError, HamjepaError
+from hamjepa.plugins import missing_plugins_hint
 
 
 @dataclass
@@ -85,7 +87,8 @@ def read_resume_state(run_dir: Path, cfg: Config) -> dict[str, Any]:
     try:
         saved = config_from_dict(state["config"])
     except ValueError as err:
-        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}") from None
+        hint = missing_plugins_hint(recorded_plugins(run_dir))
+        raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}{hint}") from None
     if config_identity(saved) != config_identity(cfg):
         raise CheckpointError(
             f"checkpoint: {file} was written by another config (model/objective/data differ); resume with "

@@ -1,8 +1,8 @@
 """The training loop: one engine for every objective.
 
 The engine knows nothing about Hamiltonians: it builds the encoder and the registered objective from the
-config, feeds augmented views ``[V, B, 3, S, S]`` through one encoder forward (view-major, spec A.4), hands
-``z: [V, B, D]`` to the objective and steps AdamW with the per-step warm-up + cosine schedule (spec G).
+config, feeds augmented views ``[V, B, 3, S, S]`` through one encoder forward (view-major, docs/spec.md §A.4), hands
+``z: [V, B, D]`` to the objective and steps AdamW with the per-step warm-up + cosine schedule (docs/spec.md §G).
 
 Per step there is no host synchronisation: loss terms stay on the device and are fetched every
 ``train.log_every`` steps (one sync), where the progress bar and the metric sinks are updated. A non-finite
@@ -60,6 +60,7 @@ from hamjepa.engine.train_state import (
 )
 from hamjepa.engine.wandb_sink import require_wandb
 from hamjepa.errors import HamjepaError
+from hamjepa.models.ema import make_target_encoder
 
 __all__ = [
     "JEPAModule",
@@ -134,8 +135,6 @@ class Trainer:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.target_encoder: nn.Module | None = None
         if getattr(self.objective, "needs_target_encoder", False):
-            from hamjepa.models.ema import make_target_encoder
-
             self.target_encoder = make_target_encoder(self.encoder)
         self.module = JEPAModule(
             self.encoder,

@@ -1,4 +1,4 @@
-"""Frozen-feature evaluation (spec H): features, cosine kNN, linear probe, geometry, plots and reports.
+"""Frozen-feature evaluation (docs/spec.md §H): features, cosine kNN, linear probe, geometry, plots and reports.
 
 Entry point: :func:`evaluate` (features -> kNN -> probe -> geometry -> ``metrics.json`` / plots /
 ``report.md``); the metrics.json schema is documented in :mod:`hamjepa.evaluation.report` and
@@ -22,8 +22,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ".features": (
             "EvalDataLike",
             "extract_features",
-            "readouts",
         ),
+        "hamjepa.models.phase_space": ("readouts",),
         ".geometry": (
             "Geometry",
             "Spectrum",

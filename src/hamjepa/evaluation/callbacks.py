@@ -12,9 +12,12 @@ import torch
 from torch import Tensor
 
 from hamjepa.config import Config
+from hamjepa.data import build_eval_data_from_config
 from hamjepa.engine.callbacks import Callback
 
+from .cli import evaluate_run
 from .monitor import OnlineKNNMonitor
+from .pipeline import EvalOptions
 
 if TYPE_CHECKING:
     from hamjepa.engine.trainer import Trainer, TrainResult
@@ -33,7 +36,7 @@ def _take(batches: Any, n: int) -> tuple[Tensor, Tensor]:
 
 
 class KNNMonitorCallback(Callback):
-    """``train.monitor_every``: kNN top-1 on a fixed stratified subset of the eval data (spec H.2, one k).
+    """``train.monitor_every``: kNN top-1 on a fixed stratified subset of the eval data (docs/spec.md §H.2, one k).
 
     The subset is loaded onto the trainer's device when training starts; results are logged as
     ``{"kind": "monitor", "knn_top1": ...}`` rows.
@@ -45,8 +48,6 @@ class KNNMonitorCallback(Callback):
         self.monitor: OnlineKNNMonitor | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
-        from hamjepa.data import build_eval_data_from_config
-
         t, d = trainer.cfg.train, trainer.cfg.data
         # The run's own eval data (its workers and data.on_corrupt policy), cut to the monitor's size.
         data = build_eval_data_from_config(trainer.cfg, subset=max(t.monitor_train_size, t.monitor_test_size))
@@ -79,9 +80,6 @@ class EvalAtEndCallback(Callback):
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         if trainer.is_main:
-            from .cli import evaluate_run
-            from .pipeline import EvalOptions
-
             # train.progress=false silences the evaluation's bars too
             evaluate_run(result.run_dir, options=EvalOptions(progress=trainer.cfg.train.progress))
 

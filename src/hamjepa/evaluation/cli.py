@@ -5,7 +5,7 @@ its eval data with :func:`hamjepa.data.build_eval_data_from_config` (both import
 :func:`hamjepa.evaluation.evaluate`. Output goes to ``--out`` or, by default, ``RUN_DIR/eval`` where
 ``RUN_DIR`` is the given folder, or for a checkpoint file ``.../RUN_DIR/checkpoints/x.pt`` its run folder.
 With ``--data`` it evaluates on another data set instead (:func:`hamjepa.inference.transfer.evaluate_transfer`,
-default output ``RUN_DIR/eval_<name>``).
+default output ``RUN_DIR/eval_<name>``), a step the inference layer's CLI sets on this parser.
 """
 
 from __future__ import annotations
@@ -136,12 +136,11 @@ def evaluate_run(
         split_qp: ``auto`` (from the encoder / config), ``on`` (q, p, qp readouts) or ``off`` (z).
     """
     from hamjepa.data import build_eval_data_from_config
-    from hamjepa.engine.checkpoint import load_run
-    from hamjepa.inference.export import MANIFEST_NAME
+    from hamjepa.engine.checkpoint import EXPORT_MANIFEST_NAME, load_run
 
     from .pipeline import evaluate, objective_readouts
 
-    if (Path(path) / MANIFEST_NAME).is_file():
+    if (Path(path) / EXPORT_MANIFEST_NAME).is_file():
         raise HamjepaError(
             f"eval: {path} is an export folder (hamjepa export); exports are evaluated on a data set given with "
             f"--data, e.g. `hamjepa eval {path} --data DATA/cifar100.npz` (a packed .npz or a train/ + val/ folder)"
@@ -191,9 +190,8 @@ def run_eval(args: argparse.Namespace) -> int:
             raise HamjepaError(f"eval: {', '.join(given)} only apply with --data NPZ_OR_DIR; add --data or drop them")
     else:
         from hamjepa.data.imagefolder import default_decode_workers
-        from hamjepa.inference.transfer import evaluate_transfer
 
-        evaluate_transfer(
+        args.evaluate_transfer(  # supplied by hamjepa.inference.cli: evaluation never imports inference
             args.path,
             args.data,
             name=args.data_name,

@@ -15,6 +15,7 @@ from typing import Any
 
 from hamjepa.errors import HamjepaError
 
+from .plots import compare_figure
 from .report import load_metrics
 
 DEFAULT_OUT = Path("runs") / "compare"
@@ -118,7 +119,5 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, figure:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(table)
     if figure:
-        from .plots import compare_figure
-
         compare_figure(curves, out / "compare.png")
     return table

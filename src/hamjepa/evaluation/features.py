@@ -1,4 +1,4 @@
-"""Frozen-feature extraction (spec H.1) and readout slicing.
+"""Frozen-feature extraction (docs/spec.md §H.1) and readout slicing.
 
 The encoder runs once over each split in eval mode (BatchNorm running statistics), without gradients, in
 fp32 unless bf16 autocast is requested. Images arrive as ``uint8 [b, 3, h, w]`` batches and are normalised
@@ -125,23 +125,6 @@ def extract_features(
     if lab.shape[0] != out.shape[0]:
         raise ValueError(f"the '{desc}' split yielded {lab.shape[0]} labels for {out.shape[0]} images")
     return out, lab
-
-
-def readouts(feats: Tensor, split_qp: bool) -> dict[str, Tensor]:
-    """Slice one forward pass's features ``[N, D]`` into the evaluated readouts (views, no copies).
-
-    ``split_qp=True``: ``{"q": feats[:, :D/2], "p": feats[:, D/2:], "qp": feats}``;
-    ``split_qp=False``: ``{"z": feats}``.
-    """
-    if feats.ndim != 2:
-        raise ValueError(f"features must be [N, D], got shape {tuple(feats.shape)}")
-    if not split_qp:
-        return {"z": feats}
-    dim = feats.shape[1]
-    if dim % 2:
-        raise ValueError(f"split_qp=True needs an even feature dimension D = 2d, got D={dim}")
-    half = dim // 2
-    return {"q": feats[:, :half], "p": feats[:, half:], "qp": feats}
 
 
 def check_labels(labels: Tensor, num_classes: int, split: str) -> None:

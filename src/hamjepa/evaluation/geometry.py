@@ -1,4 +1,4 @@
-"""Geometry diagnostics of frozen features (spec H.4).
+"""Geometry diagnostics of frozen features (docs/spec.md §H.4).
 
 * Covariance spectrum of the *train* features: a random subset of at most ``max_samples`` rows (drawn by
   ``torch.randperm`` on a CPU generator seeded ``seed``), mean-centred, float64; the top
@@ -128,7 +128,7 @@ def random_pair_cosines(feats: Tensor, *, num_pairs: int = 20000, seed: int = 0,
         num_pairs: pairs drawn.
         seed: seed of the CPU generator.
         distinct: pairs of two different rows (default; needs ``N >= 2``); ``False``: both rows drawn with
-            replacement, a row possibly paired with itself (spec H.4's draw).
+            replacement, a row possibly paired with itself (the draw of docs/spec.md §H.4).
     """
     n = feats.shape[0]
     least = 2 if distinct else 1

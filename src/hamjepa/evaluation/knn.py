@@ -1,4 +1,4 @@
-"""Cosine kNN classifier on frozen features (spec H.2).
+"""Cosine kNN classifier on frozen features (docs/spec.md §H.2).
 
 Train and test features are L2-normalised (no centring); similarity is their dot product. For every test
 row the top-``k_max`` train neighbours are found once and every ``k`` of the sweep reads a prefix of that

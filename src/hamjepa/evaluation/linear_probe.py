@@ -1,4 +1,4 @@
-"""Linear probe on precomputed frozen features (spec H.3), all readouts trained together.
+"""Linear probe on precomputed frozen features (docs/spec.md §H.3), all readouts trained together.
 
 Each readout gets its own ``LayerNorm(D_r)`` (learnable affine; per-sample normalisation across features)
 followed by ``Linear(D_r, C)``. All heads live in one module, see the same shuffled mini-batch indices and
@@ -26,7 +26,7 @@ from .features import to_device
 
 @dataclass
 class ProbeConfig:
-    """Linear-probe hyper-parameters (defaults = spec H.3)."""
+    """Linear-probe hyper-parameters (defaults = docs/spec.md §H.3)."""
 
     epochs: int = 50
     batch_size: int = 256
@@ -96,7 +96,7 @@ def train_linear_probes(
         train: ``{readout: features [N, D_r]}`` (all on one device, same N); train_labels: int ``[N]``.
         test: ``{readout: features [M, D_r]}`` with the same keys; test_labels: int ``[M]``.
         num_classes: ``C``.
-        config: hyper-parameters (spec defaults when ``None``).
+        config: hyper-parameters (the protocol of docs/spec.md §H.3 when ``None``).
 
     Returns:
         :class:`ProbeResult` with top-1 / top-5 per readout.

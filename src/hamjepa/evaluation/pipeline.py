@@ -13,17 +13,20 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.errors import HamjepaError
+from hamjepa.models.phase_space import readouts
+from hamjepa.numerics import full_fp32_matmuls
 
-from .features import EvalDataLike, FeatureDtype, check_labels, extract_features, readouts
+from .features import EvalDataLike, FeatureDtype, check_labels, extract_features
 from .geometry import feature_geometry
 from .knn import DEFAULT_K_VALUES, knn_classify
 from .linear_probe import ProbeConfig, train_linear_probes
+from .plots import summary_figure
 from .report import SCHEMA_VERSION, write_metrics, write_report
 
 
 @dataclass
 class EvalOptions:
-    """Evaluation settings; the defaults are the spec's protocol (H.1-H.4)."""
+    """Evaluation settings; the defaults are the protocol of docs/spec.md §H.1 to §H.4."""
 
     k_values: tuple[int, ...] | None = None
     """The kNN sweep. ``None``: the paper's sweep (``DEFAULT_K_VALUES``, 1 to 200) without the ``k`` larger
@@ -242,8 +245,6 @@ def _evaluate(
     }
     with _stage(timing, "outputs", device, verbose):
         if opts.plots:
-            from .plots import summary_figure
-
             title = dataset or ""
             for name in blocks:
                 summary_figure(name, knn[name], geo[name], out / "plots" / f"summary_{name}.png", title=title)
@@ -262,22 +263,6 @@ def _evaluate(
             )
         print(f"[eval] total: {timing['total']:.2f} s; wrote {out / 'metrics.json'}", flush=True)
     return metrics
-
-
-@contextmanager
-def full_fp32_matmuls() -> Iterator[None]:
-    """Run in true fp32 (spec H.1): TF32 matmuls/convolutions off for the duration, restored afterwards.
-
-    Training enables TF32 for speed; evaluation in the same process (``reproduce``, ``train.eval_at_end``)
-    must not inherit it, so that its numbers equal a standalone ``hamjepa eval``.
-    """
-    previous = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
 
 
 def evaluate(encoder: nn.Module, eval_data: EvalDataLike, **kwargs: Any) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""``hamjepa embed`` and ``hamjepa export`` subcommands (``hamjepa eval --data`` lives in evaluation/cli.py)."""
+"""``hamjepa embed`` and ``hamjepa export`` subcommands, and the transfer step of ``hamjepa eval --data``.
+
+``eval`` and its options are registered by :mod:`hamjepa.evaluation.cli` (registered first); transfer
+evaluation belongs to this layer, so this module hands it to that parser (``evaluate_transfer``) and the
+evaluation package never imports the inference package.
+"""
 
 from __future__ import annotations
 
@@ -54,6 +59,14 @@ def add_parser(subparsers: Any) -> None:
         func=run_export,
         interrupt_hint="the export folder may be incomplete: delete it and run the same `hamjepa export` again",
     )
+    subparsers.choices["eval"].set_defaults(evaluate_transfer=evaluate_transfer)
+
+
+def evaluate_transfer(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`hamjepa.inference.transfer.evaluate_transfer`, imported when ``eval --data`` runs."""
+    from hamjepa.inference.transfer import evaluate_transfer as evaluate
+
+    return evaluate(*args, **kwargs)
 
 
 def run_embed(args: argparse.Namespace) -> int:

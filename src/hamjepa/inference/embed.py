@@ -30,9 +30,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hamjepa.atomic_files import atomic_write
-from hamjepa.data.imagefolder import IMAGE_EXTENSIONS
+from hamjepa.data.imagefolder import IMAGE_EXTENSIONS, CorruptImageError, decode_rgb
 from hamjepa.inference.model import HamjepaModel, InferenceError
 from hamjepa.inference.preprocess import EvalPreprocess
+from hamjepa.numerics import full_fp32_matmuls
 
 __all__ = ["EmbedResult", "ImageList", "embed_images", "list_images"]
 
@@ -113,8 +114,6 @@ class _DecodeChunk(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
-        from hamjepa.data.imagefolder import CorruptImageError, decode_rgb
-
         index = self.indices[i]
         try:
             image = decode_rgb(self.files[index])
@@ -206,8 +205,6 @@ def embed_images(
         num_workers: DataLoader processes decoding images.
         progress: tqdm bar over images.
     """
-    from hamjepa.evaluation.pipeline import full_fp32_matmuls
-
     out = Path(out)
     if out.suffix not in (".npz", ".npy"):
         raise InferenceError(f"embed: --out must end in .npz or .npy, got {out}")

@@ -28,14 +28,23 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hamjepa import __version__
+from hamjepa.atomic_files import write_safetensors
+from hamjepa.config import config_from_dict
+from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.checkpoint import EXPORT_MANIFEST_NAME, load_state_strict, run_dir_of
+from hamjepa.engine.run_logger import PROVENANCE_NAME
 from hamjepa.inference.model import HamjepaModel, InferenceError, load
+from hamjepa.inference.model_card import render_model_card
 from hamjepa.inference.preprocess import EvalPreprocess
 from hamjepa.models.protocol import ExportArtifact
+from hamjepa.plugins import missing_plugins_hint
+from hamjepa.provenance import git_commit
 
 __all__ = ["EXPORT_FORMAT", "MANIFEST_NAME", "export_run", "load_export"]
 
 EXPORT_FORMAT = 1
-MANIFEST_NAME = "hamjepa_export.json"
+MANIFEST_NAME = EXPORT_MANIFEST_NAME
 ENCODER_FILE = "encoder.safetensors"
 OBJECTIVE_FILE = "objective.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -73,8 +82,6 @@ def _training_commit(model: HamjepaModel) -> str | None:
     checkpoint = model.info.get("checkpoint")
     if not checkpoint:
         return model.info.get("training_commit")
-    from hamjepa.engine.checkpoint import run_dir_of
-    from hamjepa.engine.run_logger import PROVENANCE_NAME
 
     log = run_dir_of(checkpoint) / PROVENANCE_NAME
     if not log.is_file():
@@ -99,11 +106,6 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
         force: overwrite the files of an earlier export in ``out``.
     """
     import yaml
-
-    from hamjepa import __version__
-    from hamjepa.atomic_files import write_safetensors
-    from hamjepa.inference.model_card import render_model_card
-    from hamjepa.provenance import git_commit
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -136,6 +138,7 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
         "training_commit": _training_commit(model),
         "source": str(model.info.get("checkpoint", model.source)),
         "objective": objective_name,
+        "plugins": list(model.info.get("plugins", [])),
         "epoch": model.epoch,
         "step": model.step,
         "readouts": list(model.readouts),
@@ -178,17 +181,15 @@ def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
     import yaml
     from safetensors.torch import load_file
 
-    from hamjepa.config import config_from_dict
-    from hamjepa.engine.build import build_encoder, build_objective
-    from hamjepa.engine.checkpoint import load_state_strict
-
     folder = Path(folder)
     manifest = _read_manifest(folder)
     config = yaml.safe_load((folder / CONFIG_FILE).read_text())
+    plugins = [m for m in manifest.get("plugins", []) if isinstance(m, str)]
     try:
         cfg = config_from_dict(config)
     except ValueError as err:
-        raise InferenceError(f"load: {folder / CONFIG_FILE} cannot be read by this version: {err}") from None
+        hint = missing_plugins_hint(plugins)
+        raise InferenceError(f"load: {folder / CONFIG_FILE} cannot be read by this version: {err}{hint}") from None
     encoder = build_encoder(cfg)
     load_state_strict(encoder, load_file(str(folder / ENCODER_FILE)), "encoder", folder / ENCODER_FILE)
     objective = build_objective(cfg, encoder=encoder)
@@ -207,5 +208,5 @@ def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
         metrics=json.loads(metrics_file.read_text()) if metrics_file.is_file() else None,
         epoch=int(manifest.get("epoch", 0)),
         step=int(manifest.get("step", 0)),
-        info={"export": str(folder), "training_commit": manifest.get("training_commit")},
+        info={"export": str(folder), "training_commit": manifest.get("training_commit"), "plugins": plugins},
     )

@@ -20,8 +20,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hamjepa.data.imagefolder import decode_rgb
+from hamjepa.engine.checkpoint import load_run, run_dir_of
+from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.errors import HamjepaError
 from hamjepa.inference.preprocess import EvalPreprocess
+from hamjepa.models.phase_space import readouts
+from hamjepa.numerics import full_fp32_matmuls
 
 __all__ = ["HamjepaModel", "InferenceError", "best_device", "load"]
 
@@ -87,8 +92,6 @@ class HamjepaModel:
     @property
     def readouts(self) -> tuple[str, ...]:
         """The readout names :meth:`embed` accepts (``q``, ``p``, ``qp`` for phase-split encoders, else ``z``)."""
-        from hamjepa.evaluation.features import readouts
-
         return tuple(readouts(torch.zeros(1, 2), self.split_qp))
 
     @property
@@ -124,8 +127,6 @@ class HamjepaModel:
         Returns:
             float32 ``[N, d]`` on the CPU (``d = D/2`` for ``q`` / ``p``).
         """
-        from hamjepa.evaluation.pipeline import full_fp32_matmuls
-
         name = self.check_readout(readout)
         if batch_size < 1:
             raise InferenceError(f"embed: batch_size must be >= 1, got {batch_size}")
@@ -150,8 +151,6 @@ class HamjepaModel:
     def _embed_normalised(self, x: Tensor, readout: str) -> Tensor:
         """Readout ``readout`` of a normalised batch on :attr:`device` -> float32 CPU ``[b, d]`` (no grad, caller
         sets the matmul precision)."""
-        from hamjepa.evaluation.features import readouts
-
         with torch.no_grad():
             z = self.encoder(x)
         return readouts(z, self.split_qp)[readout].float().cpu()
@@ -183,8 +182,6 @@ class HamjepaModel:
         ``direction=+1`` predicts one view's state from the other, ``-1`` runs the map backwards (the exact
         inverse for a Hamiltonian predictor). Returns ``[B, D]`` on ``z``'s device.
         """
-        from hamjepa.evaluation.pipeline import full_fp32_matmuls
-
         predictor = self.predictor
         if predictor is None:
             raise InferenceError(
@@ -216,8 +213,6 @@ def _to_tensor(item: Any) -> Tensor:
             raise InferenceError(f"embed: an image tensor in a list must be [3, H, W] RGB, got {tuple(item.shape)}")
         return item
     if isinstance(item, str | Path):
-        from hamjepa.data.imagefolder import decode_rgb
-
         return decode_rgb(item)
     if hasattr(item, "getbands"):
         from torchvision.transforms.v2.functional import pil_to_tensor
@@ -231,8 +226,6 @@ def _to_tensor(item: Any) -> Tensor:
 def _run_metrics(checkpoint_path: Path) -> dict[str, Any] | None:
     """``RUN_DIR/eval/metrics.json`` of the run a checkpoint belongs to, when it was evaluated."""
     import json
-
-    from hamjepa.engine.checkpoint import run_dir_of
 
     file = run_dir_of(checkpoint_path) / "eval" / "metrics.json"
     return json.loads(file.read_text()) if file.is_file() else None
@@ -255,7 +248,6 @@ def load(path: str | Path, *, device: str | torch.device | None = "auto") -> Ham
     dev = _resolve_device(device)
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
         return load_export(path, device=dev)
-    from hamjepa.engine.checkpoint import load_run
 
     run = load_run(path)
     return HamjepaModel(
@@ -268,5 +260,5 @@ def load(path: str | Path, *, device: str | torch.device | None = "auto") -> Ham
         metrics=_run_metrics(run.checkpoint_path),
         epoch=run.epoch,
         step=run.step,
-        info={"checkpoint": str(run.checkpoint_path)},
+        info={"checkpoint": str(run.checkpoint_path), "plugins": recorded_plugins(run_dir_of(run.checkpoint_path))},
     )

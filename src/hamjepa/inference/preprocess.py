@@ -1,6 +1,6 @@
 """The evaluation preprocessing of a trained run, for images from anywhere.
 
-A run's frozen features are always computed the same way (spec H.1): the image is resized so its shorter
+A run's frozen features are always computed the same way (docs/spec.md §H.1): the image is resized so its shorter
 side is ``resize`` (bilinear, antialias; skipped when it already is), centre-cropped to ``crop x crop``,
 scaled to [0, 1] and normalised with the run's per-channel ``mean`` / ``std``. For CIFAR-family runs
 ``resize == crop == data.image_size`` (a 32 px CIFAR image passes through unchanged, exactly as the
@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from hamjepa.data.augment import CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["EvalPreprocess"]
 
@@ -38,8 +40,6 @@ class EvalPreprocess:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> EvalPreprocess:
         """The preprocessing of a run from its resolved config (plain dict)."""
-        from hamjepa.data.augment import CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
-
         data = config.get("data", {})
         size = int(data.get("image_size", 32))
         if data.get("dataset", "cifar100") == "cifar100":

@@ -17,8 +17,17 @@ from typing import Any
 
 import torch
 
-from hamjepa.data.eval_data import Batches, EvalData
-from hamjepa.inference.model import InferenceError
+from hamjepa.data.eval_data import (
+    Batches,
+    EvalData,
+    eval_data_from_arrays,
+    eval_data_from_imagefolder,
+    first_split_present,
+)
+from hamjepa.data.sources import load_packed
+from hamjepa.engine.checkpoint import run_dir_of
+from hamjepa.evaluation.pipeline import evaluate, objective_readouts
+from hamjepa.inference.model import InferenceError, load
 from hamjepa.inference.preprocess import EvalPreprocess
 
 TEST_SPLITS = ("val", "test")
@@ -58,9 +67,6 @@ def transfer_eval_data(
         num_workers: decoding workers (folders only).
         subset: keep a stratified slice of this many images per split.
     """
-    from hamjepa.data.eval_data import eval_data_from_arrays, eval_data_from_imagefolder, first_split_present
-    from hamjepa.data.sources import load_packed
-
     path = Path(data)
     if path.is_file():
         if path.suffix != ".npz":
@@ -99,7 +105,6 @@ def default_transfer_out(path: str | Path, name: str) -> Path:
     given = Path(path)
     if given.is_dir():
         return given / f"eval_{name}"
-    from hamjepa.engine.checkpoint import run_dir_of
 
     return run_dir_of(given) / f"eval_{name}"
 
@@ -133,9 +138,6 @@ def evaluate_transfer(
     Returns:
         The metrics dict (``metrics["dataset"] == name``).
     """
-    from hamjepa.evaluation.pipeline import evaluate, objective_readouts
-    from hamjepa.inference.model import load
-
     model = load(path, device="cpu")
     name = name or transfer_data_name(data)
     eval_data = transfer_eval_data(

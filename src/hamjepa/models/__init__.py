@@ -1,4 +1,4 @@
-"""Encoders and the phase-space layout ``z = [q; p]`` (spec section B).
+"""Encoders and the phase-space layout ``z = [q; p]`` (docs/spec.md §B).
 
 Encoders are registered components (:func:`register_encoder`; ``model.name`` in the config selects one):
 ``resnet18_tokens`` (:class:`TokenEncoder`, the paper's ResNet-18 token encoder and the default) and ``vit``

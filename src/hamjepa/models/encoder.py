@@ -1,4 +1,4 @@
-"""ResNet-18 token encoder (spec section B), registered as ``model.name: resnet18_tokens`` (the default).
+"""ResNet-18 token encoder (docs/spec.md §B), registered as ``model.name: resnet18_tokens`` (the default).
 
 ``TokenEncoder`` maps images ``[N, 3, H, W]`` to flat embeddings ``[N, D]``:
 
@@ -10,7 +10,7 @@
 * ``mode="global"`` (not used in the paper): global average pool over layer4 -> Linear(512, ``global_out_dim``).
 
 An optional MLP projector (Linear(D, 2048) -> BatchNorm1d -> ReLU -> Linear(2048, 2048)) may follow; the
-phase split requires the identity projector (spec B.4).
+phase split requires the identity projector (docs/spec.md §B.4).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ TokenLayerName = Literal["layer2", "layer3", "layer4"]
 ProjectorName = Literal["identity", "mlp"]
 
 PROJECTOR_DIM = 2048
-"""Hidden and output width of the optional MLP projector (spec B.4)."""
+"""Hidden and output width of the optional MLP projector (docs/spec.md §B.4)."""
 
 CANONICAL_IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 """Image size each stem is built for; fixes the MLP projector's input width when ``token_hw`` is None."""
@@ -65,18 +65,18 @@ def _halve(size: int) -> int:
 
 @register_encoder("resnet18_tokens")
 class TokenEncoder(Encoder):
-    """ResNet-18 encoder producing the headless token embedding of spec B (``model.name: resnet18_tokens``).
+    """ResNet-18 encoder producing the headless token embedding of docs/spec.md §B (``model.name: resnet18_tokens``).
 
     Args (keyword-only):
         stem: ``"cifar"`` (3x3 stride-1 conv, no bias, no max-pool) or ``"imagenet"`` (torchvision's 7x7
             stride-2 conv + 3x3 stride-2 max-pool).
-        mode: ``"tokens"`` (spec B.2) or ``"global"`` (spec B.3).
+        mode: ``"tokens"`` (docs/spec.md §B.2) or ``"global"`` (docs/spec.md §B.3).
         token_layer: ``"layer2"`` (128 ch), ``"layer3"`` (256 ch) or ``"layer4"`` (512 ch); tokens mode only.
         token_hw: adaptive-average-pool the feature map to ``token_hw x token_hw`` before the projection;
             ``None`` keeps the native grid (8x8 for a 32 px CIFAR image at layer3). Tokens mode only.
         token_dim: channels per token after the 1x1 conv + BN (32 in the paper). Tokens mode only.
         split_qp: lay ``z`` out as ``[q; p]`` with channels ``[0, token_dim/2)`` of each token in ``q`` and the
-            rest in ``p`` (spec B.2 step 6). Requires ``mode="tokens"`` (the split is per token) and
+            rest in ``p`` (docs/spec.md §B.2 step 6). Requires ``mode="tokens"`` (the split is per token) and
             ``projector="identity"``.
         projector: ``"identity"`` (every reported run) or ``"mlp"``.
         global_out_dim: output width of the global-mode linear head. Global mode only.
@@ -121,7 +121,7 @@ class TokenEncoder(Encoder):
         if split_qp and projector != "identity":
             raise ValueError(
                 f"TokenEncoder: split_qp=True requires projector='identity' (got {projector!r}); a projector "
-                "would mix channels and destroy the per-token q/p semantics (spec B.4). Use projector="
+                "would mix channels and destroy the per-token q/p semantics (docs/spec.md §B.4). Use projector="
                 "'identity' or split_qp=False"
             )
         if split_qp and mode == "global":
@@ -235,7 +235,8 @@ class TokenEncoder(Encoder):
         return self.backbone_features(images).mean(dim=(2, 3))
 
     def token_map(self, x: Tensor) -> Tensor:
-        """Token map after pool -> 1x1 conv -> BN (spec B.2 steps 1-4): ``[N, 3, H, W] -> [N, token_dim, h, w]``."""
+        """Token map after pool -> 1x1 conv -> BN (docs/spec.md §B.2 steps 1-4):
+        ``[N, 3, H, W] -> [N, token_dim, h, w]``."""
         if self.mode != "tokens":
             raise ValueError("TokenEncoder.token_map: only defined for mode='tokens'")
         return self.token_norm(self.token_proj(self.token_pool(self.backbone_features(x))))

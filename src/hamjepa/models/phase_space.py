@@ -1,4 +1,4 @@
-"""Phase-space view of an embedding: ``z = [q; p]`` and the token-grid flatten (spec B.2 steps 5-6).
+"""Phase-space view of an embedding: ``z = [q; p]`` and the token-grid flatten (docs/spec.md §B.2 steps 5-6).
 
 Layout conventions (the rest of the library relies on them):
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["flatten_tokens", "merge_qp", "split_qp"]
+__all__ = ["flatten_tokens", "merge_qp", "readouts", "split_qp"]
 
 
 def split_qp(z: Tensor) -> tuple[Tensor, Tensor]:
@@ -51,7 +51,7 @@ def merge_qp(q: Tensor, p: Tensor) -> Tensor:
 
 
 def flatten_tokens(tokens: Tensor, *, split_qp: bool) -> Tensor:
-    """Flatten a token map ``[N, C, h, w]`` into ``z`` ``[N, h*w*C]`` (channel-last; spec B.2 steps 5-6).
+    """Flatten a token map ``[N, C, h, w]`` into ``z`` ``[N, h*w*C]`` (channel-last; docs/spec.md §B.2 steps 5-6).
 
     Args:
         tokens: ``[N, C, h, w]`` token map (any memory format).
@@ -78,3 +78,20 @@ def flatten_tokens(tokens: Tensor, *, split_qp: bool) -> Tensor:
     half = c // 2
     # [N, hw, 2, C/2] -> [N, 2, hw, C/2]: the first block is q, the second p, each token-major.
     return last.reshape(n, h * w, 2, half).transpose(1, 2).reshape(n, h * w * c)
+
+
+def readouts(feats: Tensor, split_qp: bool) -> dict[str, Tensor]:
+    """Slice one forward pass's features ``[N, D]`` into the evaluated readouts (views, no copies).
+
+    ``split_qp=True``: ``{"q": feats[:, :D/2], "p": feats[:, D/2:], "qp": feats}``;
+    ``split_qp=False``: ``{"z": feats}``.
+    """
+    if feats.ndim != 2:
+        raise ValueError(f"features must be [N, D], got shape {tuple(feats.shape)}")
+    if not split_qp:
+        return {"z": feats}
+    dim = feats.shape[1]
+    if dim % 2:
+        raise ValueError(f"split_qp=True needs an even feature dimension D = 2d, got D={dim}")
+    half = dim // 2
+    return {"q": feats[:, :half], "p": feats[:, half:], "qp": feats}

@@ -154,7 +154,7 @@ class BiJEPAObjective(Objective):
             raise ValueError("BiJEPA needs z_target (the EMA target encoder's output, shape [2, B, D])")
         if z_target.shape != z.shape:
             raise ValueError(f"z_target shape {tuple(z_target.shape)} must equal z shape {tuple(z.shape)}")
-        # The engine passes bf16 encoder outputs (autocast, spec G.1) while the predictors are fp32 and run
+        # The engine passes bf16 encoder outputs (autocast, docs/spec.md §G.1) while the predictors are fp32 and run
         # outside autocast: compute the loss in fp32 (fp64 runs stay fp64), like the other objectives.
         target = self.embed(upcast(z_target.detach()))
         online = self.embed(upcast(z))

@@ -1,4 +1,4 @@
-"""The metric ``H`` of HamSIGReg and its square root ``z -> H^{1/2} z`` (spec E.4).
+"""The metric ``H`` of HamSIGReg and its square root ``z -> H^{1/2} z`` (docs/spec.md §E.4).
 
 HamSIGReg tests ``H^{1/2} z`` against ``N(0, I)``, i.e. it targets ``z ~ N(0, H^{-1})`` ("metric isotropy",
 Prop. 3.5). Every ``H`` here is diagonal in a fixed orthonormal basis, so ``H^{1/2}`` is "transform, multiply
@@ -276,7 +276,7 @@ class HamMetric(nn.Module):
         cond_max: float | None = None,
         cond_weight: float = 1.0,
     ) -> Tensor:
-        """Smoothness regulariser of the learnable spectrum (spec E.4).
+        """Smoothness regulariser of the learnable spectrum (docs/spec.md §E.4).
 
         ``smooth_weight * sum (second differences of g)^2 + delta_weight * mean(delta^2)`` where
         ``delta = alpha g[bin(r)]`` is the learned log-perturbation on every frequency [I], plus, with

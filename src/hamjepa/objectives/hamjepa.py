@@ -1,6 +1,6 @@
 """HamJEPA objective: symplectic (Hamiltonian) prediction between two views + anti-collapse regularisers.
 
-Spec sections D.1-D.8 and C.4. Paper CIFAR-100 defaults (spec D.7) are the constructor defaults.
+Spec sections D.1-D.8 and C.4. Paper CIFAR-100 defaults (docs/spec.md §D.7) are the constructor defaults.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ def _check_weight(name: str, value: float) -> float:
 
 @register_objective("hamjepa")
 class HamJEPAObjective(Objective):
-    """HamJEPA loss (spec D.7): ``L = L_pred + w_bud L_bud + w_var L_var + w_ld L_logdet + w_mean L_mean``.
+    """HamJEPA loss (docs/spec.md §D.7): ``L = L_pred + w_bud L_bud + w_var L_var + w_ld L_logdet + w_mean L_mean``.
 
     ``z [V, B, D]`` with ``D = 2d`` (``q = z[..., :d]``, ``p = z[..., d:]``), ``V >= 2``. The prediction
     uses views 0 and 1 (the two global views); the regularisers act on all ``V`` views stacked
     (``Z [V*B, D]``, fp32).
 
-    Prediction (D.1/D.2), in fp32 (the predictor receives ``z.float()``; [D] the reference evaluated
+    Prediction (docs/spec.md §D.1/§D.2), in fp32 (the predictor receives ``z.float()``; [D] the reference evaluated
     the MSE on bf16 tensors): forward ``m(Psi(z_0, +1), sg z_1)``; if ``bidirectional`` also
     ``m(Psi(z_1, backward_direction), sg z_0)`` and the two are averaged. ``backward_direction=-1`` is the
     exact inverse map (paper, CIFAR script); ``+1`` is the ImageNet-script variant [D]. Matching ``m``:
@@ -184,7 +184,7 @@ class HamJEPAObjective(Objective):
 
     # ------------------------------------------------------------------ hooks
     def on_epoch_start(self, epoch: int) -> None:
-        """Residual-scale warm-up (spec C.4): ``s_e = s * min(1, epoch / E_w)`` (1-indexed ``epoch``)."""
+        """Residual-scale warm-up (docs/spec.md §C.4): ``s_e = s * min(1, epoch / E_w)`` (1-indexed ``epoch``)."""
         super().on_epoch_start(epoch)
         if self.residual_scale_warmup_epochs > 0 and self.base_residual_scale is not None:
             factor = min(1.0, epoch / self.residual_scale_warmup_epochs)
@@ -232,7 +232,7 @@ class HamJEPAObjective(Objective):
         return sse_p / count
 
     def prediction_loss(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``L_pred`` (spec D.1/D.2) as a global mean; returns ``(loss, energy_term_or_None)``.
+        """``L_pred`` (docs/spec.md §D.1/§D.2) as a global mean; returns ``(loss, energy_term_or_None)``.
 
         Args: z ``[V, B, 2d]`` (views 0 and 1 are used).
         """

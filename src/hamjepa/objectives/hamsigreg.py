@@ -1,4 +1,4 @@
-"""HamSIGReg: LeJEPA with SIGReg applied in the metric ``H`` (spec E.4, "metric isotropy", Prop. 3.5).
+"""HamSIGReg: LeJEPA with SIGReg applied in the metric ``H`` (docs/spec.md §E.4, "metric isotropy", Prop. 3.5).
 
 ``L = L_inv / 2 + lambda * SIGReg(H^{1/2} z)`` (``combination='paper_code'``; ``'upstream'`` as in LeJEPA),
 so the regulariser's target is ``z ~ N(0, H^{-1})`` instead of ``N(0, I)``. ``H`` is a
@@ -12,7 +12,8 @@ decay) that, on training calls with ``step % h_update_interval == 0``, takes one
 
 * ``h_mode='min'``: minimise ``lambda * SIGReg(H_phi^{1/2} z) + spectral penalty``;
 * ``h_mode='max'`` (adversarial): maximise ``lambda * SIGReg`` while still minimising the spectral penalty
-  (``- lambda * SIGReg + penalty``) [I: the spec's "maximising" is read as ascending the SIGReg part only].
+  (``- lambda * SIGReg + penalty``) [I: the ``max`` mode of docs/spec.md §E.4.1 is read as ascending the SIGReg
+  part only].
 
 ``h_grad_clip`` clips the norm of that gradient. Under DDP the H-gradient is averaged over ranks (the
 SIGReg statistics are all-reduced as in :class:`~hamjepa.objectives.sigreg.SIGReg`), so every rank takes
@@ -71,7 +72,7 @@ class HamSIGRegObjective(LeJEPAObjective):
             (:class:`~hamjepa.objectives.ham_metric.HamMetric`).
         smooth_weight, delta_weight, cond_max, cond_weight: spectral penalty
             (:meth:`~hamjepa.objectives.ham_metric.HamMetric.spectral_penalty`).
-        h_lr: learning rate of the H-optimiser (the spec's ``reg_lr``).
+        h_lr: learning rate of the H-optimiser (``reg_lr`` in docs/spec.md §E.4.1).
         h_update_interval: update the spectrum on steps divisible by this.
         h_mode: ``min`` or ``max`` (adversarial).
         h_grad_clip: clip the H-gradient norm to this (None = no clipping).

@@ -1,4 +1,4 @@
-"""LeJEPA baseline: multi-view prediction toward the mean of the global views + SIGReg (spec E.1-E.3)."""
+"""LeJEPA baseline: multi-view prediction toward the mean of the global views + SIGReg (docs/spec.md §E.1-§E.3)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class LeJEPAObjective(Objective):
     ``z [V, B, D]``; the first ``V_g = num_global_views`` views (all ``V`` when None) are global.
     ``mu_b = mean_{v < V_g} z_{v,b}`` (no stop-gradient) and
     ``L_inv = mean_{v,b,j} (mu_{b,j} - z_{v,b,j})^2`` over all ``V`` views (a global mean: sums and
-    counts are all-reduced). ``SIGReg`` (spec E.2) acts on all views with shared directions.
+    counts are all-reduced). ``SIGReg`` (docs/spec.md §E.2) acts on all views with shared directions.
 
     * ``combination='paper_code'`` (HamJEPA repo, reproduces the paper's baseline; defaults
       ``lambda_reg=0.02``, 64 slices, 9 knots): ``L = L_inv / 2 + lambda * SIGReg``.

@@ -1,6 +1,6 @@
-"""MLP-HJEPA ablation (spec F): the HamJEPA objective with a non-symplectic MLP rollout predictor.
+"""MLP-HJEPA ablation (docs/spec.md §F): the HamJEPA objective with a non-symplectic MLP rollout predictor.
 
-Only the predictor differs (an ``MLPPredictor``, spec F's matched proposal [I]); the matching loss,
+Only the predictor differs (an ``MLPPredictor``, docs/spec.md §F's matched proposal [I]); the matching loss,
 regularisers and weights are those of :class:`HamJEPAObjective`. The backward direction reuses the same
 network with ``-h`` (not an exact inverse). There is no residual scale, so the warm-up defaults to 0.
 """

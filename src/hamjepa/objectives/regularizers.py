@@ -1,4 +1,4 @@
-"""Anti-collapse regularisers of HamJEPA (spec D.3-D.6), exact under DDP (spec D.8).
+"""Anti-collapse regularisers of HamJEPA (docs/spec.md §D.3-§D.6), exact under DDP (docs/spec.md §D.8).
 
 Each module computes *sufficient statistics* of its local input, sums them over ranks with the
 autograd-aware :func:`hamjepa.distributed.all_reduce_sum` and only then forms the penalty, so both the
@@ -81,7 +81,7 @@ class BudgetOutput(NamedTuple):
 
 
 class ScaleBudget(nn.Module):
-    """Fixed-units second-moment budget (spec D.3, paper eq. 33).
+    """Fixed-units second-moment budget (docs/spec.md §D.3, paper eq. 33).
 
     ``L = (mean(Q**2) - target_q)**2 + (mean(P**2) - target_p)**2`` with raw (uncentred) second moments
     over all samples and coordinates of the global batch.
@@ -120,7 +120,7 @@ class VarianceFloorOutput(NamedTuple):
 
 
 class VarianceFloor(nn.Module):
-    """Per-dimension standard-deviation floor (spec D.4).
+    """Per-dimension standard-deviation floor (docs/spec.md §D.4).
 
     For ``X [n, m]``: biased column variances ``var_j = mean_i X_ij**2 - mean_j**2`` (clamped >= 0),
     ``std_j = sqrt(var_j + eps)`` and ``L = mean_j hinge(gamma - std_j)`` (squared hinge by default, as in
@@ -243,7 +243,7 @@ class _SyncFreeSpectrum(torch.autograd.Function):
 
 
 class ProjectedLogDetFloor(nn.Module):
-    """Random-projection log-det floor + participation-ratio floor + top-eigenvalue ceiling (spec D.5).
+    """Random-projection log-det floor + participation-ratio floor + top-eigenvalue ceiling (docs/spec.md §D.5).
 
     For ``X [n, d]`` (global ``n`` rows over all ranks):
 
@@ -483,7 +483,7 @@ class MeanPenaltyOutput(NamedTuple):
 
 
 class MeanPenalty(nn.Module):
-    """Mean penalty (spec D.6): ``L = (1/m) sum_j (mean_i Z_ij)**2`` over the global batch (fp32)."""
+    """Mean penalty (docs/spec.md §D.6): ``L = (1/m) sum_j (mean_i Z_ij)**2`` over the global batch (fp32)."""
 
     def forward(self, z: Tensor) -> MeanPenaltyOutput:
         """Args: z ``[n, m]`` local rows (all coordinates, q and p)."""

@@ -18,7 +18,7 @@ SIGRegWeight = Literal["gaussian", "uniform"]
 
 
 def epps_pulley_knots(n_points: int, t_max: float, weight: str = "gaussian") -> tuple[Tensor, Tensor]:
-    """Quadrature knots and weights of the folded trapezoid rule (spec E.2 step 3).
+    """Quadrature knots and weights of the folded trapezoid rule (docs/spec.md §E.2 step 3).
 
     Returns:
         ``t [n_points]`` = linspace(0, t_max, n_points) and ``W [n_points]`` = ``w_j * exp(-t_j^2 / 2)``
@@ -41,7 +41,7 @@ def epps_pulley_knots(n_points: int, t_max: float, weight: str = "gaussian") -> 
 
 
 class SIGReg(nn.Module):
-    """Sliced Epps-Pulley statistic, averaged over views and slices (spec E.2).
+    """Sliced Epps-Pulley statistic, averaged over views and slices (docs/spec.md §E.2).
 
     For ``z [V, B, D]`` (or ``[B, D]`` = one view): directions ``A [D, M]`` (unit-norm Gaussian columns)
     are drawn from a ``torch.Generator`` on ``z``'s device seeded with ``mix_seed(seed, step)``, so all

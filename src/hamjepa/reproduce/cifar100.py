@@ -2,7 +2,7 @@
 
 For each method and seed it trains with the shipped config (``configs/<dataset>_<method>.yaml`` values,
 ``train.epochs`` from ``--epochs``), evaluates the frozen encoder, and finally writes ``table.md`` and
-``table.json`` in the layout of spec K.1/K.2 (CIFAR-100: HamJEPA, SIGReg, MLP-HJEPA) or K.3 (ImageNet-100:
+``table.json`` in the layout of docs/spec.md §K.1/§K.2 (CIFAR-100: HamJEPA, SIGReg, MLP-HJEPA) or K.3 (ImageNet-100:
 HamJEPA and SIGReg, q/p/qp readouts): one row per method/readout with the mean ± std over seeds and the
 paper's numbers beside ours. Any other method with a shipped config (e.g. ``vicreg``, ``visreg``) gets its rows
 too, with no paper number beside them (the paper has none). Runs that already finished are reused, so an
@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from hamjepa.config import Config, load_config
+from hamjepa.engine.train_state import checkpoint_path
+from hamjepa.engine.trainer import Trainer
+from hamjepa.evaluation.callbacks import callbacks_from_config
+from hamjepa.evaluation.cli import evaluate_run
+from hamjepa.evaluation.pipeline import EvalOptions
 from hamjepa.provenance import provenance, write_result
 from hamjepa.reproduce.methods import method_config_path
 from hamjepa.reproduce.paper_numbers import paper_methods, paper_reference
@@ -41,7 +46,7 @@ class ReproduceOptions:
     probe_epochs: int | None = None
     dataset: str = "cifar100"
     k_values: tuple[int, ...] | None = None
-    """kNN sweep (default: spec H.2's 1..200); must contain 20 (the table's NN@20)."""
+    """kNN sweep (default: docs/spec.md §H.2's 1..200); must contain 20 (the table's NN@20)."""
 
 
 def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
@@ -64,12 +69,6 @@ def method_config(method: str, opts: ReproduceOptions, seed: int) -> Config:
 
 def run_reproduction(opts: ReproduceOptions) -> dict[str, Any]:
     """Train and evaluate every (method, seed) and write the comparison table; returns the table dict."""
-    from hamjepa.engine.train_state import checkpoint_path
-    from hamjepa.engine.trainer import Trainer
-    from hamjepa.evaluation.callbacks import callbacks_from_config
-    from hamjepa.evaluation.cli import evaluate_run
-    from hamjepa.evaluation.pipeline import EvalOptions
-
     if opts.k_values is not None and 20 not in opts.k_values:
         raise ValueError(f"reproduce: --k {list(opts.k_values)} must include 20 (the table's NN@20)")
     out = Path(opts.out_dir)
@@ -140,7 +139,7 @@ def summarise(results: dict[str, dict[str, Any]], opts: ReproduceOptions) -> dic
 
 
 def render_markdown(table: dict[str, Any]) -> str:
-    """The table of spec K.1/K.2 (or K.3) with our numbers (mean ± std over seeds) beside the paper's."""
+    """The table of docs/spec.md §K.1/§K.2 (or K.3) with our numbers (mean ± std over seeds) beside the paper's."""
     title = DATASET_TITLES[table.get("dataset", "cifar100")]
     lines = [
         f"{title}, {table['epochs']} epochs, seeds {table['seeds']} (percent; ours = mean ± std over seeds)",

@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="target", metavar="TARGET")
     c = sub.add_parser(
         "cifar100",
-        help="HamJEPA vs SIGReg vs MLP-HJEPA (and VICReg, VISReg) on CIFAR-100 (spec K.1/K.2)",
+        help="HamJEPA vs SIGReg vs MLP-HJEPA (and VICReg, VISReg) on CIFAR-100 (docs/spec.md §K.1/§K.2)",
         description=(
             "Train each method with its configs/cifar100_*.yaml (30 epochs by default; --epochs 80 for the "
             "ablation table), evaluate every run, and write OUT/table.md and OUT/table.json with the paper's "
@@ -115,7 +115,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_run_table, dataset="cifar100")
     i = sub.add_parser(
         "imagenet100",
-        help="HamJEPA vs SIGReg on ImageNet-100, q/p/qp readouts (spec K.3, the paper's Table 2)",
+        help="HamJEPA vs SIGReg on ImageNet-100, q/p/qp readouts (docs/spec.md §K.3, the paper's Table 2)",
         description=(
             "Train HamJEPA and SIGReg with configs/imagenet100_*.yaml (45 epochs, 224 px, batch 256 x 2 views; "
             "sized for a GPU server), evaluate every run (resize 256 + centre crop 224; kNN, linear probe and "

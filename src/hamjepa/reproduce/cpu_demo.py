@@ -20,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from hamjepa.config import Config, load_config
+from hamjepa.data import build_eval_data_from_config
+from hamjepa.engine.build import build_encoder
+from hamjepa.engine.device import seed_everything
+from hamjepa.engine.train_state import checkpoint_path
+from hamjepa.engine.trainer import Trainer
+from hamjepa.evaluation.cli import evaluate_run
+from hamjepa.evaluation.pipeline import EvalOptions, evaluate
 from hamjepa.provenance import provenance, write_result
 from hamjepa.reproduce.methods import method_config_path
 
@@ -75,8 +82,6 @@ def demo_config(method: str, opts: DemoOptions) -> Config:
 
 
 def _eval_options(opts: DemoOptions) -> Any:
-    from hamjepa.evaluation.pipeline import EvalOptions
-
     return EvalOptions(
         k_values=tuple(opts.k_values), probe_epochs=DEMO_PROBE_EPOCHS, plots=False, progress=opts.progress
     )
@@ -84,11 +89,6 @@ def _eval_options(opts: DemoOptions) -> Any:
 
 def _evaluate_random_init(cfg: Config, out: Path, opts: DemoOptions) -> dict[str, Any]:
     """The untrained encoder of ``cfg`` (the trainer's seeding, so the weights every demo run starts from)."""
-    from hamjepa.data import build_eval_data_from_config
-    from hamjepa.engine.build import build_encoder
-    from hamjepa.engine.device import seed_everything
-    from hamjepa.evaluation.pipeline import evaluate
-
     seed_everything(cfg.seed)
     encoder = build_encoder(cfg)
     config = cfg.to_dict()
@@ -117,10 +117,6 @@ def _scores(metrics: dict[str, Any], k_values: tuple[int, ...]) -> dict[str, dic
 
 def run_cpu_demo(opts: DemoOptions) -> dict[str, Any]:
     """Train every method, evaluate it and the untrained encoder; write and return the table."""
-    from hamjepa.engine.train_state import checkpoint_path
-    from hamjepa.engine.trainer import Trainer
-    from hamjepa.evaluation.cli import evaluate_run
-
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []

@@ -1,4 +1,5 @@
-"""The paper's reported numbers (spec K.1, K.2 CIFAR-100; K.3 ImageNet-100), in percent, for side-by-side tables.
+"""The paper's reported numbers (docs/spec.md §K.1, §K.2 CIFAR-100; §K.3 ImageNet-100), in percent, for side-by-side
+tables.
 
 Rows are keyed by ``(method, readout)``, the method being the ``<method>`` of the shipped
 ``configs/<dataset>_<method>.yaml`` that reproduces the row (``sigreg`` is the LeJEPA + SIGReg baseline).

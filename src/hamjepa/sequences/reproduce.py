@@ -30,6 +30,8 @@ from hamjepa.sequences.benchmark import (
     run_image_halves,
     run_sequence,
 )
+from hamjepa.sequences.data import find_fashion_mnist, load_fashion_mnist, make_image_halves
+from hamjepa.sequences.plots import plot_forecasts
 
 __all__ = ["PAPER_NUMBERS", "format_table", "reproduce_dynamics", "run_job", "summarise_runs"]
 
@@ -68,8 +70,6 @@ def _init_worker(threads: int, fashion_mnist_root: str | None, download: bool) -
 
 def _image_halves() -> Any:
     if "halves" not in _WORKER_STATE:
-        from hamjepa.sequences.data import load_fashion_mnist, make_image_halves
-
         arrays = load_fashion_mnist(
             _WORKER_STATE.get("fashion_mnist_root"), download=bool(_WORKER_STATE.get("download", False))
         )
@@ -242,15 +242,12 @@ def reproduce_dynamics(
     root = str(fashion_mnist_root) if fashion_mnist_root is not None else None
     skipped: dict[str, str] = {}
     tasks = list(tasks)
-    if "halves" in tasks:
-        from hamjepa.sequences.data import find_fashion_mnist
-
-        if find_fashion_mnist(root) is None and not download:
-            skipped["halves"] = (
-                "Fashion-MNIST idx files not found (install the Debian package `dataset-fashion-mnist`, "
-                "or pass --fashion-mnist-root DIR --download)"
-            )
-            tasks.remove("halves")
+    if "halves" in tasks and find_fashion_mnist(root) is None and not download:
+        skipped["halves"] = (
+            "Fashion-MNIST idx files not found (install the Debian package `dataset-fashion-mnist`, "
+            "or pass --fashion-mnist-root DIR --download)"
+        )
+        tasks.remove("halves")
     jobs = [(t, m, s) for t in tasks for m in methods for s in seeds]
     jobs.sort(key=lambda j: -_COST[j[1]] * _TASK_COST[j[0]])
     start = time.perf_counter()
@@ -292,8 +289,6 @@ def reproduce_dynamics(
     files = {"table": str(out / "results.md"), "json": str(out / "results.json")}
     (out / "results.md").write_text(table)
     if plots:
-        from hamjepa.sequences.plots import plot_forecasts
-
         files.update(plot_forecasts(runs, out))
     record = {
         "kind": "reproduce_dynamics",

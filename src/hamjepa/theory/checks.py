@@ -1,4 +1,4 @@
-"""Numerical verification of the Section-3 / Appendix-A statements of spec J.
+"""Numerical verification of the Section-3 / Appendix-A statements of docs/spec.md §J.
 
 Every check is a function ``check_xxx(ctx) -> list[CheckRow]``; a row states the claim, the closed-form
 value, the numerically obtained value (by brute force, sampling or direct computation — never by

@@ -1,4 +1,4 @@
-"""``hamjepa theory [--out DIR] [--seed S] [--dim D] [--budget C]``: numerical checks of spec J."""
+"""``hamjepa theory [--out DIR] [--seed S] [--dim D] [--budget C]``: numerical checks of docs/spec.md §J."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``theory`` command on ``subparsers``."""
     p = subparsers.add_parser(
         "theory",
-        help="numerically verify the Section-3 / Appendix-A results (spec J)",
+        help="numerically verify the Section-3 / Appendix-A results (docs/spec.md §J)",
         description="Runs every check (minimax covariance, max entropy, price of isotropy, metric isotropy, "
         "Gibbs lift, SPD cone, regret blow-up, non-identifiability, symplectic facts, anti-collapse lemmas), "
         "prints a Markdown table and exits 1 if any check fails.",

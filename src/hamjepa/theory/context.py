@@ -15,7 +15,7 @@ class CheckRow:
     """One verified statement.
 
     Attributes:
-        ref: the spec / paper reference (e.g. ``"Thm 3.2"``).
+        ref: the paper's reference (e.g. ``"Thm 3.2"``).
         claim: what is checked, in words.
         closed_form: the value the theory predicts (``None`` for pure inequalities).
         numerical: the value obtained numerically.

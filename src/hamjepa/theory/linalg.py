@@ -1,4 +1,4 @@
-"""Small float64 linear-algebra helpers for the theory checks (spec J.1 notation)."""
+"""Small float64 linear-algebra helpers for the theory checks (docs/spec.md §J.1 notation)."""
 
 from __future__ import annotations
 

@@ -39,5 +39,5 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, settings: dict
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "theory.json", out / "theory.md"
     json_path.write_text(json.dumps({"settings": settings, "checks": rows}, indent=2, allow_nan=False))
-    md_path.write_text("# Theory checks (spec J)\n\n" + format_markdown(rows) + "\n")
+    md_path.write_text("# Theory checks (docs/spec.md §J)\n\n" + format_markdown(rows) + "\n")
     return {"json": str(json_path), "markdown": str(md_path)}
