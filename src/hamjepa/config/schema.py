@@ -62,8 +62,8 @@ MODEL_ENGINE_KEYS = ("channels_last", "compile", "sync_batchnorm")
 
 @dataclass
 class ModelConfig:
-    """Encoder (docs/spec.md §B): ``name`` selects a registered encoder, whose constructor's keyword arguments are written
-    flat beside it (``model: {name: vit, patch_size: 4, ...}``); ``channels_last``, ``compile`` and
+    """Encoder (docs/spec.md §B): ``name`` selects a registered encoder, whose constructor's keyword arguments are
+    written flat beside it (``model: {name: vit, patch_size: 4, ...}``); ``channels_last``, ``compile`` and
     ``sync_batchnorm`` are handled by the engine for every encoder. A config without ``name`` is the paper's
     ResNet-18 token encoder (``resnet18_tokens``), so configs and runs written before encoders were registered
     still load."""

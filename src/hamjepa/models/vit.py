@@ -48,7 +48,7 @@ def _import_timm() -> Any:
 
 @register_encoder("vit")
 class ViTTokenEncoder(Encoder):
-    """A timm Vision Transformer whose patch tokens become the HamJEPA token embedding (the ViT variant of the token protocol).
+    """A timm Vision Transformer whose patch tokens become the HamJEPA token embedding (any objective applies).
 
     Args (keyword-only):
         arch: timm model name whose configuration is the starting point (``vit_tiny_patch16_224``: E 192,
