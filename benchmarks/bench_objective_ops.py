@@ -53,8 +53,9 @@ def measure(config: Path, overrides: list[str], batch: int | None) -> dict[str, 
     """Top-level op counts of one forward and one backward of the config's objective (CPU, float32)."""
     cfg = load_config(config, overrides)
     torch.manual_seed(cfg.seed)
-    dim = build_encoder(cfg).output_dim(cfg.data.image_size)
-    objective = build_objective(cfg, encoder_dim=dim)
+    encoder = build_encoder(cfg)
+    dim = encoder.output_dim(cfg.data.image_size)
+    objective = build_objective(cfg, encoder=encoder)
     objective.on_epoch_start(1)
     views = cfg.data.global_views + cfg.data.local_views
     b = batch or cfg.data.batch_size

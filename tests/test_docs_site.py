@@ -42,6 +42,8 @@ def _leaf_keys(cls: type, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     keys: list[str] = []
     for f in dataclasses.fields(cls):
+        if f.metadata.get("written_flat"):  # the encoder's keywords, checked per encoder below
+            continue
         if dataclasses.is_dataclass(hints[f.name]):
             keys += _leaf_keys(hints[f.name], f"{prefix}{f.name}.")
         else:
@@ -84,6 +86,18 @@ def test_configs_page_lists_every_objective_and_its_keywords(reference: ModuleTy
         section = page.split(f"### `objective.name: {name}`", 1)[1].split("\n### ", 1)[0]
         for key in objective_schema(name):
             assert f"| `objective.{key}` |" in section, (name, key)
+
+
+def test_configs_page_lists_every_encoder_and_its_keywords(reference: ModuleType) -> None:
+    from hamjepa.config import encoder_schema
+    from hamjepa.models import available_encoders
+
+    page = reference.config_reference_markdown()
+    assert {"resnet18_tokens", "vit"} <= set(available_encoders())
+    for name in available_encoders():
+        section = page.split(f"### `model.name: {name}`", 1)[1].split("\n### ", 1)[0]
+        for key in encoder_schema(name):
+            assert f"| `model.{key}` |" in section, (name, key)
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -204,26 +218,37 @@ def test_sphinx_roles_are_stripped_from_rendered_docstrings(reference: ModuleTyp
 
 @pytest.fixture
 def clean_registry() -> typing.Iterator[None]:
+    from hamjepa.models import registry as encoders
     from hamjepa.objectives import registry
 
     saved = dict(registry._REGISTRY)
+    saved_encoders = dict(encoders._REGISTRY)
     yield
     registry._REGISTRY.clear()
     registry._REGISTRY.update(saved)
+    encoders._REGISTRY.clear()
+    encoders._REGISTRY.update(saved_encoders)
 
 
 @pytest.mark.parametrize("page", ["getting-started.md", "extending.md"])
 def test_python_examples_in_the_docs_run(page: str, clean_registry: None) -> None:
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
     assert blocks, page
+    defined: dict[str, typing.Any] = {}  # what the blocks define (each block runs on its own)
     for block in blocks:
         namespace: dict[str, typing.Any] = {"__name__": f"docs_{page}"}
         exec(compile(block, page, "exec"), namespace)
+        defined.update(namespace)
+    namespace = defined
     if page == "extending.md":
         from hamjepa.objectives import get_objective_class
 
         assert get_objective_class("view_mse").__name__ == "ViewMSEObjective"
         assert namespace["out"].loss.ndim == 0 and set(namespace["out"].terms) == {"pred", "budget", "total"}
+        from hamjepa.models import get_encoder_class
+
+        assert get_encoder_class("patch_tokens").__name__ == "PatchTokenEncoder"
+        assert namespace["z"].shape == (4, 2048)
 
 
 def test_method_page_describes_the_default_force_computation() -> None:

@@ -139,6 +139,8 @@ def config_sections() -> list[ConfigSection]:
         nested = []
         for f in dataclasses.fields(cls):
             tp = hints[f.name]
+            if f.metadata.get("written_flat"):  # model.kwargs: listed per encoder (encoder_tables)
+                continue
             if dataclasses.is_dataclass(tp):
                 nested.append((tp, f"{prefix}{f.name}."))
                 continue
@@ -183,6 +185,22 @@ def objective_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
     return out
 
 
+def encoder_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
+    """For each registered encoder: (name, class, [(key, type, default)]) of its ``model:`` keywords."""
+    _ensure_importable()
+    from hamjepa.config import encoder_schema
+    from hamjepa.models import available_encoders, get_encoder_class
+
+    out = []
+    for name in available_encoders():
+        rows = []
+        for key, (param, tp) in encoder_schema(name).items():
+            default = dataclasses.MISSING if param.default is inspect.Parameter.empty else param.default
+            rows.append((key, type_name(tp), _yaml_value(default)))
+        out.append((name, get_encoder_class(name), rows))
+    return out
+
+
 def config_reference_markdown() -> str:
     """The configs reference page (Markdown)."""
     lines = [
@@ -218,6 +236,26 @@ def config_reference_markdown() -> str:
         "section). The meaning of each keyword is documented on the class (see the API pages).",
         "",
     ]
+    lines += [
+        "## `model` keywords per encoder",
+        "",
+        "Besides `model.name` and the engine keys above, the model section holds the keyword arguments of the",
+        "registered encoder class (its constructor signature is the schema; a config without `model.name` is",
+        "`resnet18_tokens`). The meaning of each keyword is documented on the class (see the API pages).",
+        "",
+    ]
+    for name, cls, rows in encoder_tables():
+        lines += [
+            f"### `model.name: {name}`",
+            "",
+            f"Class: `{cls.__module__}.{cls.__qualname__}`. "
+            f"{(inspect.getdoc(cls) or '').split(chr(10) + chr(10))[0].replace(chr(10), ' ')}",
+            "",
+            "| key | type | default |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `model.{key}` | {_code(tp)} | {_code(default)} |" for key, tp, default in rows]
+        lines.append("")
     for name, cls, rows in objective_tables():
         lines += [
             f"### `objective.name: {name}`",

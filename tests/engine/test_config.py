@@ -25,15 +25,16 @@ def test_all_shipped_configs_load_with_paper_values() -> None:
     assert (h.data.batch_size, h.predictor.dt, h.predictor.steps, h.optim.lr) == (512, 0.05, 2, 5e-4)
     assert h.objective["match"] == "q" and h.objective["p_weight"] == 0.2 and h.objective["backward_direction"] == -1
     i = cfgs["imagenet100_hamjepa"]
-    assert i.objective["match"] == "qp" and i.optim.predictor_lr == 5e-5 and i.model.token_hw == 8
-    assert cfgs["cifar100_sigreg"].model.split_qp is False and cfgs["cifar100_sigreg"].predictor.kind == "none"
+    assert i.objective["match"] == "qp" and i.optim.predictor_lr == 5e-5 and i.model.kwargs["token_hw"] == 8
+    sigreg = cfgs["cifar100_sigreg"]
+    assert sigreg.model.kwargs["split_qp"] is False and sigreg.predictor.kind == "none"
     assert cfgs["cifar100_mlp_hjepa"].predictor.kind == "mlp"
 
 
 def test_dotted_overrides_and_types() -> None:
     path = CONFIGS[0]
     cfg = load_config(path, ["train.epochs=80", "seed=1", "optim.lr=1e-3", "model.token_hw=null"])
-    assert cfg.train.epochs == 80 and cfg.seed == 1 and cfg.optim.lr == 1e-3 and cfg.model.token_hw is None
+    assert cfg.train.epochs == 80 and cfg.seed == 1 and cfg.optim.lr == 1e-3 and cfg.model.kwargs["token_hw"] is None
     assert isinstance(cfg.optim.lr, float)
 
 
@@ -47,7 +48,9 @@ def test_dotted_overrides_and_types() -> None:
         ("objective.p_wieght=0.1", "Did you mean 'p_weight'"),
         ("objective.name=hamjepaa", "Did you mean 'hamjepa'"),
         ("model.token_dim=31", "odd"),
-        ("model.projector=mlp", "model.projector"),
+        ("model.projector=mlp", "requires projector='identity'"),
+        ("model.name=resnet18_token", "Did you mean 'resnet18_tokens'"),
+        ("model.kwargs={}", "unknown key 'model.kwargs'"),
         ("predictor.learn_dt=true", "learn_dt"),
         ("predictor.kind=none", "needs a predictor"),
         ("model.split_qp=false", "phase split"),

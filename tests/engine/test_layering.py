@@ -48,10 +48,15 @@ TEMPORARY = "TEMPORARY (remove after merging obj/enc): "
 ALLOWED: dict[tuple[str, str], str] = {
     ("hamjepa.config.validation", "hamjepa.objectives.registry"): TEMPORARY
     + "config validates `objective:` against the registry; it gets its schemas handed in instead.",
+    ("hamjepa.config.validation", "hamjepa.models.registry"): TEMPORARY
+    + "config validates `model:` against the encoder registry (as for `objective:`); it gets its schemas handed in "
+    "instead.",
     ("hamjepa", "hamjepa.inference.model"): "`hamjepa.load` imports its loader on first call, so that "
     "`import hamjepa` stays free of torch.",
     ("hamjepa.objectives.registry", "hamjepa.objectives"): "the registry imports its own package to register the "
     "built-in objectives on first use (the package imports the registry at module level).",
+    ("hamjepa.models.registry", "hamjepa.models"): "the registry imports its own package to register the "
+    "built-in encoders on first use (the package imports the registry at module level).",
     ("hamjepa.inference.model", "hamjepa.inference.export"): "`load` dispatches export folders to "
     "`load_export`, which builds a `HamjepaModel` (model <-> export); goes when export's reader is split "
     "from its writer.",

@@ -20,7 +20,7 @@ def make_run(root: Path, config: str = "cifar100_hamjepa", **overrides: object) 
     torch.manual_seed(0)
     encoder = build_encoder(cfg)
     size = cfg.data.image_size
-    objective = build_objective(cfg, encoder_dim=encoder.output_dim(size))
+    objective = build_objective(cfg, encoder=encoder)
     encoder.train()
     with torch.no_grad():
         for _ in range(2):

@@ -65,12 +65,12 @@ def test_eval_has_the_ham_readout(run: Path) -> None:
 
 
 def test_tiny_config_with_every_fixed_metric_builds(tmp_path: Path) -> None:
-    from hamjepa.engine.build import build_objective
+    from hamjepa.engine.build import build_encoder, build_objective
 
     data = write_tiny_cifar(tmp_path / "tiny.npz", n_train=8, n_test=8)
     for metric in ("identity", "diag", "chain", "grid"):
         cfg = tiny_config("cifar100_hamsigreg", data, **{"objective.metric": metric})
-        obj = build_objective(cfg, encoder_dim=2048)
+        obj = build_objective(cfg, encoder=build_encoder(cfg))
         z = torch.randn(2, 4, 2048)
         assert math.isfinite(float(obj(z, step=0).loss)), metric
 

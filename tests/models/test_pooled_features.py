@@ -36,7 +36,7 @@ def _torchvision_pooled(encoder: TokenEncoder, x: Tensor, last_stage: str) -> Te
         ({}, 32, "layer3", 256),  # the paper's CIFAR encoder: layer3 tokens, layer4 never built
         ({"token_layer": "layer2", "token_dim": 8}, 16, "layer2", 128),
         ({"stem": "imagenet", "token_hw": 2, "token_dim": 8}, 64, "layer3", 256),
-        ({"mode": "global", "global_out_dim": 16}, 32, "layer4", 512),
+        ({"mode": "global", "global_out_dim": 16, "split_qp": False}, 32, "layer4", 512),
     ],
 )
 def test_pooled_feature_is_the_global_average_of_the_last_stage(

@@ -83,7 +83,7 @@ def test_imagenet_224px_pooled_to_8x8_gives_2048() -> None:
         ({"stem": "imagenet"}, 64, 4 * 4 * 32),
         ({"stem": "imagenet"}, 33, 3 * 3 * 32),  # odd sizes round up at every stride-2 stage
         ({"token_hw": 2}, 16, 2 * 2 * 32),
-        ({"mode": "global", "global_out_dim": 64}, 16, 64),
+        ({"mode": "global", "global_out_dim": 64, "split_qp": False}, 16, 64),
     ],
 )
 def test_output_dim_matches_forward(kwargs: dict, image_size: int, expected: int) -> None:
@@ -173,8 +173,8 @@ def test_mlp_projector_without_pooling_is_sized_for_the_stem_image_size() -> Non
     ("kwargs", "match"),
     [
         ({"projector": "mlp", "split_qp": True}, "projector='identity'"),
-        ({"token_dim": 31, "split_qp": True}, "even token_dim"),
-        ({"mode": "global", "global_out_dim": 7, "split_qp": True}, "even global_out_dim"),
+        ({"token_dim": 31, "split_qp": True}, "token_dim=31 is odd"),
+        ({"mode": "global", "global_out_dim": 8, "split_qp": True}, "needs mode='tokens'"),
         ({"stem": "resnet"}, "stem.*valid: cifar, imagenet"),
         ({"mode": "patches"}, "mode.*valid: tokens, global"),
         ({"token_layer": "layer1"}, "token_layer.*valid: layer2, layer3, layer4"),

@@ -310,11 +310,11 @@ def test_registered_and_config_builds_the_token_layout() -> None:
     from pathlib import Path
 
     from hamjepa.config import load_config
-    from hamjepa.engine.build import build_objective
+    from hamjepa.engine.build import build_encoder, build_objective
 
     assert get_objective_class("hamsigreg") is HamSIGRegObjective
     cfg = load_config(Path(__file__).parents[2] / "configs" / "cifar100_hamsigreg.yaml")
-    obj = build_objective(cfg, encoder_dim=2048)
+    obj = build_objective(cfg, encoder=build_encoder(cfg))
     assert isinstance(obj, HamSIGRegObjective)
     layout = obj.metric.layout
     assert layout is not None and (layout.blocks, layout.side, layout.channels) == (1, 8, 32)

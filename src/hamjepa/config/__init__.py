@@ -9,8 +9,10 @@ starts. Every mistake fails loudly with :class:`ConfigError`, naming the key and
 - an impossible combination (odd token dimension with the phase split, a projector with the phase split,
   learnable ``dt``, a predictor the objective cannot use, ...).
 
-The objective section is ``name`` plus the keyword arguments of the registered objective class: its
-constructor signature *is* the schema, so a new objective needs no change here.
+The objective section is ``name`` plus the keyword arguments of the registered objective class, and the
+model section ``name`` (default ``resnet18_tokens``) plus the keyword arguments of the registered encoder
+class besides the engine keys ``channels_last``, ``compile`` and ``sync_batchnorm``: their constructor
+signatures *are* the schema, so a new objective or encoder needs no change here.
 
 Example::
 
@@ -40,7 +42,7 @@ from hamjepa.config.schema import (
     PredictorConfig,
     TrainConfig,
 )
-from hamjepa.config.validation import objective_schema, objective_takes_predictor
+from hamjepa.config.validation import encoder_schema, objective_schema, objective_takes_predictor
 
 __all__ = [
     "PRESET_IMAGE_SIZE",
@@ -53,6 +55,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
+    "encoder_schema",
     "load_config",
     "load_yaml",
     "objective_schema",

@@ -69,7 +69,9 @@ def _section(obj: Any, indent: str, width: int) -> list[str]:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         lines += _comment(docs.get(f.name, ""), indent, width)
-        if dataclasses.is_dataclass(value):
+        if f.metadata.get("written_flat"):  # model.kwargs: the encoder's arguments sit flat in the section
+            lines += [f"{indent}{k}: {_scalar(v)}" for k, v in value.items()]
+        elif dataclasses.is_dataclass(value):
             lines.append(f"{indent}{f.name}:")
             lines += _section(value, indent + "  ", width)
         elif isinstance(value, dict):

@@ -9,7 +9,7 @@ import yaml
 
 from hamjepa.config.coercion import build_dataclass
 from hamjepa.config.schema import Config, ConfigError
-from hamjepa.config.validation import check_combinations, validate_objective
+from hamjepa.config.validation import check_combinations, validate_model, validate_objective
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
@@ -20,7 +20,11 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     objective = values.pop("objective", {"name": "hamjepa"})
     if not isinstance(objective, dict):
         raise ConfigError("config: 'objective' must be a mapping with at least 'name'.")
+    model = values.pop("model", {})
+    if not isinstance(model, dict):
+        raise ConfigError(f"config: 'model' must be a mapping of keys, got {model!r}.")
     cfg = build_dataclass(Config, values, "")
+    cfg.model = validate_model(model, image_size=cfg.data.image_size)
     cfg.objective = validate_objective(objective)
     check_combinations(cfg)
     return cfg

@@ -56,35 +56,30 @@ class DataConfig:
     counted on the progress line, and left out of evaluation). Find them first with ``hamjepa data check``."""
 
 
+MODEL_ENGINE_KEYS = ("channels_last", "compile", "sync_batchnorm")
+"""Keys of the ``model:`` section the engine handles for every encoder (not constructor arguments)."""
+
+
 @dataclass
 class ModelConfig:
-    """Encoder (spec B)."""
+    """Encoder (docs/spec.md §B): ``name`` selects a registered encoder, whose constructor's keyword arguments are
+    written flat beside it (``model: {name: vit, patch_size: 4, ...}``); ``channels_last``, ``compile`` and
+    ``sync_batchnorm`` are handled by the engine for every encoder. A config without ``name`` is the paper's
+    ResNet-18 token encoder (``resnet18_tokens``), so configs and runs written before encoders were registered
+    still load."""
 
-    stem: Literal["cifar", "imagenet"] = "cifar"
-    """ResNet-18 stem: ``cifar`` = 3x3 stride-1 conv, no max-pool (32 px images); ``imagenet`` = the standard
-    7x7 stride-2 conv + max-pool (224 px images)."""
-    mode: Literal["tokens", "global"] = "tokens"
-    """``tokens``: the flattened token grid of ``token_layer`` (every paper run); ``global``: global average pool
-    of layer4 and a linear layer to ``global_out_dim``."""
-    token_layer: Literal["layer2", "layer3", "layer4"] = "layer3"
-    """ResNet stage whose feature map becomes the tokens (128, 256 or 512 channels before the 1x1 conv)."""
-    token_hw: int | None = None
-    """Adaptive-pool the token grid to ``token_hw x token_hw`` (ImageNet: 8); None = no pooling."""
-    token_dim: int = 32
-    """Channels per token after the 1x1 conv + BN."""
-    split_qp: bool = True
-    """Phase-space split: the first half of every token's channels is q, the second half p."""
-    projector: Literal["identity", "mlp"] = "identity"
-    """Head after the encoder: ``identity`` (headless, every paper run; required by the phase split) or ``mlp``
-    (Linear -> BatchNorm -> ReLU -> Linear, 2048 wide)."""
-    global_out_dim: int = 2048
-    """Output width of the linear layer in ``mode=global`` (even when ``split_qp``)."""
+    name: str = "resnet18_tokens"
+    """Registered encoder: ``resnet18_tokens`` (the paper's ResNet-18 token encoder) or ``vit`` (a timm Vision
+    Transformer in the same token layout; ``pip install hamjepa[vit]``). Its keywords are listed below."""
     channels_last: bool = True
     """Run the encoder in channels_last memory format (faster on GPUs)."""
     compile: bool = False
     """Wrap the encoder in ``torch.compile``."""
     sync_batchnorm: bool = True
     """Under DDP, convert BatchNorm to SyncBatchNorm so statistics are global-batch ones."""
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata={"written_flat": True})
+    """The encoder's constructor arguments, resolved (written flat in the ``model:`` section, never as
+    ``model.kwargs``; the loader fills in the constructor's defaults). Empty = the encoder's defaults."""
 
 
 @dataclass
@@ -214,8 +209,15 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples become lists) — what is saved in the run directory and checkpoints."""
-        return _plain(dataclasses.asdict(self))
+        """Plain nested dict (tuples become lists) — what is saved in the run directory and checkpoints.
+
+        The encoder's arguments are written flat in ``model`` (``name``, the arguments, then the engine keys).
+        """
+        out = _plain(dataclasses.asdict(self))
+        model = out["model"]
+        kwargs = model.pop("kwargs")
+        out["model"] = {"name": model.pop("name"), **kwargs, **model}
+        return out
 
 
 def _plain(obj: Any) -> Any:

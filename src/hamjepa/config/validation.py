@@ -6,8 +6,8 @@ import inspect
 import typing
 from typing import Any
 
-from hamjepa.config.coercion import coerce, suggest_key
-from hamjepa.config.schema import PRESET_IMAGE_SIZE, Config, ConfigError
+from hamjepa.config.coercion import build_dataclass, coerce, suggest_key
+from hamjepa.config.schema import MODEL_ENGINE_KEYS, PRESET_IMAGE_SIZE, Config, ConfigError, ModelConfig
 
 
 def _constructor_params(cls: type) -> dict[str, tuple[inspect.Parameter, Any]]:
@@ -62,20 +62,65 @@ def validate_objective(section: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def encoder_schema(name: str) -> dict[str, tuple[inspect.Parameter, Any]]:
+    """Keyword arguments a registered encoder accepts (with type hints): the ``model:`` keys besides the engine's."""
+    from hamjepa.models.registry import get_encoder_class
+
+    try:
+        cls = get_encoder_class(name)
+    except ValueError as err:
+        raise ConfigError(f"config: 'model.name': {err}") from None
+    return _constructor_params(cls)
+
+
+def encoder_split_qp(model: ModelConfig) -> bool:
+    """Whether the configured encoder lays ``z`` out as ``[q; p]`` (built on the meta device, no weights)."""
+    return bool(_meta_encoder(model).split_qp)
+
+
+def _meta_encoder(model: ModelConfig) -> Any:
+    """The configured encoder built on the ``meta`` device: its constructor checks its own arguments."""
+    import torch
+
+    from hamjepa.models.registry import get_encoder_class
+
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return get_encoder_class(model.name)(**model.kwargs)
+
+
+def validate_model(section: dict[str, Any], *, image_size: int) -> ModelConfig:
+    """The ``model:`` section: ``name`` (default ``resnet18_tokens``), the engine keys, and the encoder's
+    constructor arguments checked against its signature, completed with its defaults, and checked by the
+    encoder itself (built on the meta device) together with ``data.image_size``."""
+    from hamjepa.models.registry import DEFAULT_ENCODER
+
+    name = section.get("name", DEFAULT_ENCODER)
+    if not isinstance(name, str):
+        raise ConfigError(f"config: 'model.name' = {name!r} must be a string (a registered encoder).")
+    schema = encoder_schema(name)
+    engine = {k: v for k, v in section.items() if k in MODEL_ENGINE_KEYS}
+    model: ModelConfig = build_dataclass(ModelConfig, {"name": name, **engine}, "model.")
+    for key, value in section.items():
+        if key == "name" or key in MODEL_ENGINE_KEYS:
+            continue
+        if key not in schema:
+            valid = [*schema, "name", *MODEL_ENGINE_KEYS]
+            raise ConfigError(f"config: unknown key 'model.{key}' for encoder '{name}'.{suggest_key(key, valid)}")
+        model.kwargs[key] = coerce(value, schema[key][1], f"model.{key}")
+    for key, (param, _) in schema.items():
+        if key not in model.kwargs:
+            if param.default is inspect.Parameter.empty:
+                raise ConfigError(f"config: encoder '{name}' needs 'model.{key}'; set it in the model section.")
+            model.kwargs[key] = param.default
+    try:
+        _meta_encoder(model).output_dim(image_size)
+    except ValueError as err:
+        raise ConfigError(f"config: 'model' (encoder '{name}'): {err}") from None
+    return model
+
+
 def check_combinations(cfg: Config) -> None:
     m, p, o, d = cfg.model, cfg.predictor, cfg.objective, cfg.data
-    if m.split_qp and m.token_dim % 2:
-        raise ConfigError(
-            f"config: 'model.token_dim' = {m.token_dim} is odd but 'model.split_qp' is true; "
-            "use an even token_dim so each token splits into q and p halves."
-        )
-    if m.split_qp and m.projector != "identity":
-        raise ConfigError(
-            "config: 'model.projector' = 'mlp' mixes the q/p channels that 'model.split_qp' relies on; "
-            "set model.projector=identity or model.split_qp=false."
-        )
-    if m.split_qp and m.mode == "global":
-        raise ConfigError("config: 'model.split_qp' needs 'model.mode' = tokens (the split is per token).")
     if p.learn_dt:
         raise ConfigError(
             "config: 'predictor.learn_dt' = true is refused: a learnable step shrinks to dt -> 0 "
@@ -100,7 +145,7 @@ def check_combinations(cfg: Config) -> None:
             f"config: objective '{o['name']}' has no predictor but 'predictor.kind' = {p.kind}; "
             "set predictor.kind=none so the config says what runs."
         )
-    if o["name"] in ("hamjepa", "mlp_hjepa") and not m.split_qp:
+    if o["name"] in ("hamjepa", "mlp_hjepa") and not encoder_split_qp(m):
         raise ConfigError(f"config: objective '{o['name']}' needs the phase split; set model.split_qp=true.")
     if d.global_views < 2 and d.global_views + d.local_views < 2:
         raise ConfigError("config: 'data.global_views' must be >= 2 (the objectives compare views).")

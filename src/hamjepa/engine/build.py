@@ -8,23 +8,14 @@ from torch import nn
 
 from hamjepa.config import Config
 from hamjepa.dynamics.predictors import HamiltonianPredictor, MLPPredictor
-from hamjepa.models import TokenEncoder
+from hamjepa.models.protocol import Encoder
+from hamjepa.models.registry import get_encoder_class
 from hamjepa.objectives.registry import get_objective_class
 
 
-def build_encoder(cfg: Config) -> TokenEncoder:
-    """The encoder of docs/spec.md §B from ``cfg.model`` (random init; seed the global RNG first)."""
-    m = cfg.model
-    return TokenEncoder(
-        stem=m.stem,
-        mode=m.mode,
-        token_layer=m.token_layer,
-        token_hw=m.token_hw,
-        token_dim=m.token_dim,
-        split_qp=m.split_qp,
-        projector=m.projector,
-        global_out_dim=m.global_out_dim,
-    )
+def build_encoder(cfg: Config) -> Encoder:
+    """The registered encoder ``cfg.model.name`` with its arguments (random init; seed the global RNG first)."""
+    return get_encoder_class(cfg.model.name)(**cfg.model.kwargs)
 
 
 def build_predictor(cfg: Config, dim: int) -> nn.Module | None:
@@ -53,14 +44,26 @@ def build_predictor(cfg: Config, dim: int) -> nn.Module | None:
     )
 
 
-def build_objective(cfg: Config, *, encoder_dim: int) -> nn.Module:
+def build_objective(cfg: Config, *, encoder: Encoder | None = None, encoder_dim: int | None = None) -> nn.Module:
     """The registered objective ``cfg.objective['name']`` with its keyword arguments from the config.
 
-    A ``predictor`` argument receives :func:`build_predictor`'s module; a ``dim`` / ``embed_dim`` argument
-    receives the encoder's output dimension; a ``token_channels`` argument receives ``model.token_dim`` when
-    ``z`` is a flattened token grid (tokens mode, identity projector; else None) and a ``split_qp`` argument
-    receives ``model.split_qp`` (the layout of that grid), unless the objective section sets them.
+    Pass the run's ``encoder``, or only ``encoder_dim`` where there is no image encoder (the dynamics
+    benchmark's embeddings). A ``predictor`` argument receives :func:`build_predictor`'s module; a ``dim`` /
+    ``embed_dim`` argument receives the encoder's output dimension at ``data.image_size`` (or ``encoder_dim``);
+    with an encoder, a ``token_channels`` argument receives the channels per token of its declared
+    :class:`~hamjepa.models.TokenLayout` (None when ``z`` is not a token grid) and a ``split_qp`` argument its
+    ``split_qp``, unless the objective section sets them.
     """
+    if (encoder is None) == (encoder_dim is None):
+        raise ValueError("build_objective: pass the run's encoder, or encoder_dim when there is no image encoder")
+    layout: dict[str, object] = {}
+    if encoder is not None:
+        encoder_dim = encoder.output_dim(cfg.data.image_size)
+        token_layout = encoder.token_layout(cfg.data.image_size)
+        layout = {
+            "token_channels": token_layout.channels if token_layout is not None else None,
+            "split_qp": encoder.split_qp,
+        }
     kwargs = {k: v for k, v in cfg.objective.items() if k != "name"}
     cls = get_objective_class(cfg.objective["name"])
     params = inspect.signature(cls.__init__).parameters
@@ -69,12 +72,6 @@ def build_objective(cfg: Config, *, encoder_dim: int) -> nn.Module:
     for name in ("dim", "embed_dim"):
         if name in params and name not in kwargs:
             kwargs[name] = encoder_dim
-    layout = {
-        "token_channels": cfg.model.token_dim
-        if cfg.model.mode == "tokens" and cfg.model.projector == "identity"
-        else None,
-        "split_qp": cfg.model.split_qp,
-    }
     for name, value in layout.items():
         if name in params and name not in kwargs:
             kwargs[name] = value

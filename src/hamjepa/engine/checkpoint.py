@@ -202,7 +202,7 @@ def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> Load
         raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}{hint}") from None
     encoder = build_encoder(cfg)
     load_state_strict(encoder, state["encoder"], "encoder", file)
-    objective = build_objective(cfg, encoder_dim=encoder.output_dim(cfg.data.image_size))
+    objective = build_objective(cfg, encoder=encoder)
     if state.get("objective") is not None:
         load_state_strict(objective, state["objective"], "objective", file)
     encoder.eval()

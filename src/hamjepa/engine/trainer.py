@@ -129,7 +129,7 @@ class Trainer:
         configure_backends(self.device)
         self.encoder = build_encoder(cfg).to(self.device, self.param_dtype)
         self.embed_dim = self.encoder.output_dim(cfg.data.image_size)
-        self.objective = build_objective(cfg, encoder_dim=self.embed_dim).to(self.device, self.param_dtype)
+        self.objective = build_objective(cfg, encoder=self.encoder).to(self.device, self.param_dtype)
         if self.world_size > 1 and cfg.model.sync_batchnorm:
             self.encoder = synchronise_batchnorm(self.encoder, self.device)
         if cfg.model.channels_last:

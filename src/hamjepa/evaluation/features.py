@@ -67,7 +67,7 @@ def normalise_uint8(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 def encode_with_pooled(encoder: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
     """``(encoder(images) [b, D], encoder.pooled_features(images) [b, F])``.
 
-    One backbone pass when the encoder offers ``forward_with_pooled`` (the ResNet token encoder does), two
+    One backbone pass when the encoder offers ``forward_with_pooled`` (the ResNet and ViT token encoders do), two
     passes otherwise.
 
     Raises:

@@ -6,15 +6,16 @@ Layout of ``OUT/``::
     hamjepa_export.json             manifest: format, provenance, preprocessing, readouts, sha256 of each file
     config.yaml                     the run's resolved config (YAML)
     metrics.json                    the run's eval/metrics.json, when the run was evaluated
-    encoder.safetensors             the TokenEncoder state dict
+    encoder.safetensors             the encoder's state dict
     objective.safetensors           the objective state dict (the predictor under ``predictor.``)
-    resnet18_backbone.safetensors   the ResNet-18 trunk under torchvision's names (conv1, bn1, layer1..)
+    <backbone>.safetensors          what the encoder's export hook asks for (``Encoder.export_artifacts``):
+                                    the ResNet-18 trunk under torchvision's names (resnet18_backbone), the
+                                    ViT under timm's names (vit_backbone); none for an encoder without one
 
 ``hamjepa.load(OUT)`` rebuilds the encoder from ``config.yaml`` and the safetensors files, giving embeddings
-bit-identical to the run's. ``torchvision.models.resnet18()`` loads ``resnet18_backbone.safetensors`` with
-``strict=False`` reporting only the stages the encoder does not use (``layer4`` for a layer3 token encoder,
-and ``fc``) missing; for the CIFAR stem after the usual stem change (3x3 stride-1 ``conv1``, ``maxpool =
-Identity``).
+bit-identical to the run's. The model card describes whatever encoder it is given and carries each backbone
+file's loading recipe, which needs only torch, safetensors and the backbone's library (torchvision, timm) and
+reproduces the embedding exactly; the manifest records each file under ``backbones``.
 """
 
 from __future__ import annotations
@@ -36,44 +37,31 @@ from hamjepa.engine.run_logger import PROVENANCE_NAME
 from hamjepa.inference.model import HamjepaModel, InferenceError, load
 from hamjepa.inference.model_card import render_model_card
 from hamjepa.inference.preprocess import EvalPreprocess
+from hamjepa.models.protocol import ExportArtifact
 from hamjepa.plugins import missing_plugins_hint
 from hamjepa.provenance import git_commit
 
-__all__ = [
-    "EXPORT_FORMAT",
-    "MANIFEST_NAME",
-    "RESNET18_FILE",
-    "export_run",
-    "load_export",
-    "resnet18_state_dict",
-    "torchvision_missing_prefixes",
-]
+__all__ = ["EXPORT_FORMAT", "MANIFEST_NAME", "export_run", "load_export"]
 
 EXPORT_FORMAT = 1
 MANIFEST_NAME = EXPORT_MANIFEST_NAME
 ENCODER_FILE = "encoder.safetensors"
 OBJECTIVE_FILE = "objective.safetensors"
-RESNET18_FILE = "resnet18_backbone.safetensors"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
-_TORCHVISION_STAGES = ("layer1", "layer2", "layer3", "layer4")
+_RESERVED = {ENCODER_FILE, OBJECTIVE_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE, MANIFEST_NAME}
 
 
-def resnet18_state_dict(encoder: nn.Module) -> dict[str, Tensor]:
-    """The encoder's ResNet-18 trunk under torchvision's parameter names (``backbone.`` prefix dropped)."""
-    prefix = "backbone."
-    state = {k[len(prefix) :]: v for k, v in encoder.state_dict().items() if k.startswith(prefix)}
-    if not state:
-        raise InferenceError("export: the encoder has no 'backbone.' ResNet-18 trunk to export")
-    return state
-
-
-def torchvision_missing_prefixes(encoder: nn.Module) -> list[str]:
-    """Top-level torchvision ``resnet18`` modules the exported trunk lacks (stages not kept, and ``fc``)."""
-    backbone = getattr(encoder, "backbone", None)
-    kept = {name for name in _TORCHVISION_STAGES if backbone is not None and hasattr(backbone, name)}
-    return [name for name in _TORCHVISION_STAGES if name not in kept] + ["fc"]
+def export_artifacts(encoder: nn.Module, image_size: int) -> list[ExportArtifact]:
+    """What the encoder asks export to write besides its state dict (none for an encoder without the hook)."""
+    hook = getattr(encoder, "export_artifacts", None)
+    artifacts = list(hook(image_size)) if hook is not None else []
+    names = [a.file for a in artifacts]
+    clash = sorted({n for n in names if n in _RESERVED or names.count(n) > 1 or "/" in n})
+    if clash:
+        raise InferenceError(f"export: the encoder's export files {clash} clash with the export layout; rename them")
+    return artifacts
 
 
 def _plain_tensors(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -135,14 +123,11 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
     meta = {"format": "pt", "hamjepa_export": str(EXPORT_FORMAT), "objective": objective_name}
     write_safetensors(out / ENCODER_FILE, _plain_tensors(model.encoder.state_dict()), meta)
     write_safetensors(out / OBJECTIVE_FILE, _plain_tensors(model.objective.state_dict()), meta)
-    stem = str(getattr(model.encoder, "stem", model.config.get("model", {}).get("stem", "cifar")))
-    write_safetensors(
-        out / RESNET18_FILE,
-        _plain_tensors(resnet18_state_dict(model.encoder)),
-        {**meta, "architecture": "torchvision.models.resnet18", "stem": stem},
-    )
+    artifacts = export_artifacts(model.encoder, model.preprocess.crop)
+    for artifact in artifacts:
+        write_safetensors(out / artifact.file, _plain_tensors(artifact.tensors), {**meta, **artifact.metadata})
     (out / CONFIG_FILE).write_text(yaml.safe_dump(model.config, sort_keys=False))
-    files = [ENCODER_FILE, OBJECTIVE_FILE, RESNET18_FILE, CONFIG_FILE]
+    files = [ENCODER_FILE, OBJECTIVE_FILE, *(a.file for a in artifacts), CONFIG_FILE]
     if model.metrics is not None:
         (out / METRICS_FILE).write_text(json.dumps(model.metrics, indent=2, default=str) + "\n")
         files.append(METRICS_FILE)
@@ -158,16 +143,18 @@ def export_run(path: str | Path, out: str | Path, *, force: bool = False) -> Pat
         "step": model.step,
         "readouts": list(model.readouts),
         "preprocess": model.preprocess.to_dict(),
-        "resnet18": {
-            "file": RESNET18_FILE,
-            "stem": stem,
-            "missing_in_torchvision": torchvision_missing_prefixes(model.encoder),
-        },
+        "encoder": _describe(model.encoder),
+        "backbones": [{"file": a.file, **a.manifest} for a in artifacts],
         "files": {name: _sha256(out / name) for name in files},
     }
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / CARD_FILE).write_text(render_model_card(model, manifest))
+    (out / CARD_FILE).write_text(render_model_card(model, manifest, [a.card_markdown for a in artifacts]))
     return out
+
+
+def _describe(encoder: nn.Module) -> str:
+    describe = getattr(encoder, "describe", None)
+    return str(describe()) if describe is not None else type(encoder).__name__
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -205,7 +192,7 @@ def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
         raise InferenceError(f"load: {folder / CONFIG_FILE} cannot be read by this version: {err}{hint}") from None
     encoder = build_encoder(cfg)
     load_state_strict(encoder, load_file(str(folder / ENCODER_FILE)), "encoder", folder / ENCODER_FILE)
-    objective = build_objective(cfg, encoder_dim=encoder.output_dim(cfg.data.image_size))
+    objective = build_objective(cfg, encoder=encoder)
     load_state_strict(objective, load_file(str(folder / OBJECTIVE_FILE)), "objective", folder / OBJECTIVE_FILE)
     metrics_file = folder / METRICS_FILE
     p = manifest["preprocess"]

@@ -8,7 +8,7 @@ from typing import Any
 from hamjepa.evaluation.report import PROTOCOL_TITLES, protocol_blocks, protocol_setting
 from hamjepa.inference.model import HamjepaModel
 
-__all__ = ["render_model_card", "torchvision_snippet"]
+__all__ = ["render_model_card"]
 
 _METHODS = {
     "hamjepa": "HamJEPA: phase-space embedding z = [q; p], symplectic (leapfrog) Hamiltonian predictor, "
@@ -21,33 +21,6 @@ _METHODS = {
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
-
-
-def torchvision_snippet(stem: str, kept_stages: list[str], image_size: int) -> str:
-    """Python that loads ``resnet18_backbone.safetensors`` into plain torchvision (run inside the export)."""
-    lines = [
-        "import torch",
-        "import torchvision",
-        "from safetensors.torch import load_file",
-        "",
-        "net = torchvision.models.resnet18()",
-    ]
-    if stem == "cifar":
-        lines += [
-            "net.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)  # CIFAR stem",
-            "net.maxpool = torch.nn.Identity()",
-        ]
-    missing = [s for s in ("layer1", "layer2", "layer3", "layer4") if s not in kept_stages] + ["fc"]
-    lines += [
-        'result = net.load_state_dict(load_file("resnet18_backbone.safetensors"), strict=False)',
-        "assert not result.unexpected_keys",
-        f"# result.missing_keys: only {', '.join(m + '.*' for m in missing)} (parts this encoder does not use)",
-        "trunk = torch.nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, "
-        + ", ".join(f"net.{s}" for s in kept_stages)
-        + ").eval()",
-        f"features = trunk(torch.randn(1, 3, {image_size}, {image_size}))  # the {kept_stages[-1]} feature map",
-    ]
-    return "\n".join(lines)
 
 
 def training_images_text(data: dict[str, Any]) -> str:
@@ -89,20 +62,24 @@ def _readout_table(metrics: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def render_model_card(model: HamjepaModel, manifest: dict[str, Any]) -> str:
-    """The card's Markdown text."""
+def render_model_card(model: HamjepaModel, manifest: dict[str, Any], backbone_sections: list[str]) -> str:
+    """The card's Markdown text.
+
+    Args:
+        model: the loaded model being exported.
+        manifest: the export's manifest (``encoder`` is the encoder's one-line description).
+        backbone_sections: the Markdown sections of the encoder's export files (how to load each one).
+    """
     cfg = model.config
     data, mdl, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
     name = manifest["objective"]
-    stem = manifest["resnet18"]["stem"]
-    missing = manifest["resnet18"]["missing_in_torchvision"]
-    kept = [s for s in ("layer1", "layer2", "layer3", "layer4") if s not in missing]
     pre = manifest["preprocess"]
     readouts = ", ".join(f"`{r}`" for r in manifest["readouts"])
     data_path = Path(str(data.get("path", ""))).name or "-"
     sliced = f" ({data['subset']} training images)" if data.get("subset") else ""
     lines = [
-        f"# {name} ResNet-18 encoder — {data.get('dataset')}{sliced}, {model.epoch} epochs, seed {cfg.get('seed')}",
+        f"# {name} {mdl.get('name', 'resnet18_tokens')} encoder — {data.get('dataset')}{sliced}, {model.epoch} epochs, "
+        f"seed {cfg.get('seed')}",
         "",
         "Exported with `hamjepa export` (safetensors and JSON/YAML only: nothing here is a pickle).",
         "",
@@ -112,8 +89,7 @@ def render_model_card(model: HamjepaModel, manifest: dict[str, Any]) -> str:
         f"| data | `{data.get('dataset')}` (`{data_path}`), {data.get('image_size')} px, "
         f"batch {data.get('batch_size')}, {data.get('global_views')} global + {data.get('local_views')} local views |",
         f"| training images | {training_images_text(data)} |",
-        f"| encoder | ResNet-18 `{stem}` stem, `{mdl.get('mode')}` mode, tokens from `{mdl.get('token_layer')}`, "
-        f"token_dim {mdl.get('token_dim')}, split_qp {mdl.get('split_qp')} |",
+        f"| encoder | {manifest['encoder']} (`model.name: {mdl.get('name', 'resnet18_tokens')}`) |",
         f"| epochs | {model.epoch} of {train.get('epochs')} configured ({model.step} optimiser steps) |",
         f"| seed | {cfg.get('seed')} |",
         f"| training commit | {manifest.get('training_commit') or 'not recorded by the run'} |",
@@ -136,16 +112,7 @@ def render_model_card(model: HamjepaModel, manifest: dict[str, Any]) -> str:
         f"Preprocessing (done by `embed`): resize the shorter side to {pre['resize']} px, centre-crop "
         f"{pre['crop']} px, scale to [0, 1], normalise with mean {tuple(pre['mean'])} and std {tuple(pre['std'])}.",
         "",
-        "## Load the backbone into plain torchvision",
-        "",
-        "`resnet18_backbone.safetensors` holds the ResNet-18 trunk under torchvision's names. The token head "
-        "(1x1 conv + BatchNorm) that forms the embedding is in `encoder.safetensors`; use `hamjepa.load` for "
-        "the exact embeddings.",
-        "",
-        "```python",
-        torchvision_snippet(stem, kept, int(pre["crop"])),
-        "```",
-        "",
+        *[line for section in backbone_sections for line in (section, "")],
         "## Files",
         "",
         "| file | sha256 |",

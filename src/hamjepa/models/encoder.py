@@ -1,4 +1,4 @@
-"""ResNet-18 token encoder (spec section B).
+"""ResNet-18 token encoder (docs/spec.md §B), registered as ``model.name: resnet18_tokens`` (the default).
 
 ``TokenEncoder`` maps images ``[N, 3, H, W]`` to flat embeddings ``[N, D]``:
 
@@ -26,6 +26,15 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 
 from hamjepa.models.phase_space import flatten_tokens
+from hamjepa.models.protocol import Encoder, ExportArtifact, TokenLayout
+from hamjepa.models.registry import register_encoder
+from hamjepa.models.resnet_export import (
+    RESNET18_FILE,
+    TORCHVISION_STAGES,
+    resnet18_state_dict,
+    torchvision_missing_prefixes,
+    torchvision_recipe,
+)
 
 __all__ = ["CANONICAL_IMAGE_SIZE", "PROJECTOR_DIM", "TokenEncoder"]
 
@@ -63,8 +72,9 @@ def _halve(size: int) -> int:
     return (size + 1) // 2
 
 
-class TokenEncoder(nn.Module):
-    """ResNet-18 encoder producing the headless token embedding of docs/spec.md §B.
+@register_encoder("resnet18_tokens")
+class TokenEncoder(Encoder):
+    """ResNet-18 encoder producing the headless token embedding of docs/spec.md §B (``model.name: resnet18_tokens``).
 
     Args (keyword-only):
         stem: ``"cifar"`` (3x3 stride-1 conv, no bias, no max-pool) or ``"imagenet"`` (torchvision's 7x7
@@ -75,8 +85,8 @@ class TokenEncoder(nn.Module):
             ``None`` keeps the native grid (8x8 for a 32 px CIFAR image at layer3). Tokens mode only.
         token_dim: channels per token after the 1x1 conv + BN (32 in the paper). Tokens mode only.
         split_qp: lay ``z`` out as ``[q; p]`` with channels ``[0, token_dim/2)`` of each token in ``q`` and the
-            rest in ``p`` (docs/spec.md §B.2 step 6). In global mode ``q``/``p`` are the two halves of the linear
-            output, so ``global_out_dim`` must be even. Requires ``projector="identity"``.
+            rest in ``p`` (docs/spec.md §B.2 step 6). Requires ``mode="tokens"`` (the split is per token) and
+            ``projector="identity"``.
         projector: ``"identity"`` (every reported run) or ``"mlp"``.
         global_out_dim: output width of the global-mode linear head. Global mode only.
 
@@ -123,15 +133,15 @@ class TokenEncoder(nn.Module):
                 "would mix channels and destroy the per-token q/p semantics (docs/spec.md §B.4). Use projector="
                 "'identity' or split_qp=False"
             )
-        if split_qp and mode == "tokens" and token_dim % 2 != 0:
+        if split_qp and mode == "global":
             raise ValueError(
-                f"TokenEncoder: split_qp=True needs an even token_dim to split each token into q and p "
-                f"halves, got token_dim={token_dim}; use an even token_dim (e.g. 32) or split_qp=False"
+                "TokenEncoder: split_qp=True needs mode='tokens' (the phase split is per token); "
+                "use mode='tokens' or split_qp=False"
             )
-        if split_qp and mode == "global" and global_out_dim % 2 != 0:
+        if split_qp and token_dim % 2 != 0:
             raise ValueError(
-                f"TokenEncoder: split_qp=True needs an even global_out_dim, got {global_out_dim}; use an even "
-                "value or split_qp=False"
+                f"TokenEncoder: token_dim={token_dim} is odd but split_qp=True splits each token into q and p "
+                "halves; use an even token_dim (e.g. 32) or split_qp=False"
             )
 
         self.stem: str = stem
@@ -203,6 +213,12 @@ class TokenEncoder(nn.Module):
         h, w = self.token_grid(CANONICAL_IMAGE_SIZE[self.stem])
         return h * w * self.token_dim
 
+    def token_layout(self, image_size: int) -> TokenLayout | None:
+        """The flattened token grid of ``z`` (tokens mode, identity projector), else None."""
+        if self.mode != "tokens" or self.projector_name != "identity":
+            return None
+        return TokenLayout(grid=self.token_grid(image_size), channels=self.token_dim, split_qp=self.split_qp)
+
     def output_dim(self, image_size: int) -> int:
         """Embedding width ``D`` produced for square ``image_size x image_size`` inputs."""
         if not _is_int(image_size) or image_size < 1:
@@ -270,6 +286,52 @@ class TokenEncoder(nn.Module):
                 f"{z.shape[-1]}; set token_hw to fix the token grid or feed {CANONICAL_IMAGE_SIZE[self.stem]} px images"
             )
         return self.projector(z)
+
+    # ------------------------------------------------------------------ export
+    def describe(self) -> str:
+        """The model card's one-line description."""
+        if self.mode == "global":
+            return f"ResNet-18 `{self.stem}` stem, global mode (layer4 average pool -> linear {self.global_out_dim})"
+        pool = f", pooled to {self.token_hw}x{self.token_hw}" if self.token_hw is not None else ""
+        return (
+            f"ResNet-18 `{self.stem}` stem, tokens from `{self.token_layer}`{pool}, token_dim {self.token_dim}, "
+            f"split_qp {self.split_qp}, projector {self.projector_name}"
+        )
+
+    def export_artifacts(self, image_size: int) -> list[ExportArtifact]:
+        """The trunk under torchvision's names (``resnet18_backbone.safetensors``) and its model-card recipe."""
+        missing = torchvision_missing_prefixes(self)
+        kept = [s for s in TORCHVISION_STAGES if s not in missing]
+        token_head = self.mode == "tokens" and self.projector_name == "identity"
+        recipe = (
+            torchvision_recipe(
+                stem=self.stem, kept_stages=kept, image_size=image_size, token_hw=self.token_hw, split_qp=self.split_qp
+            )
+            if token_head
+            else "# this encoder's head is not a token head; use hamjepa.load for its embeddings"
+        )
+        section = [
+            "## Load it with plain torchvision",
+            "",
+            f"`{RESNET18_FILE}` holds the ResNet-18 trunk under torchvision's names; the token head (1x1 conv + "
+            "BatchNorm) is in `encoder.safetensors`. Run this inside this folder (it needs only torch, torchvision "
+            "and safetensors); `embed(x)` on normalised images (the preprocessing above) returns the same `z` as "
+            "`hamjepa.load(...).embed`.",
+            "",
+            "```python",
+            recipe,
+            "```",
+        ]
+        manifest = {"architecture": "torchvision.models.resnet18", "stem": self.stem, "missing_in_torchvision": missing}
+        return [
+            ExportArtifact(
+                file=RESNET18_FILE,
+                tensors=resnet18_state_dict(self),
+                metadata={"architecture": "torchvision.models.resnet18", "stem": self.stem},
+                manifest=manifest,
+                card_markdown="\n".join(section),
+            )
+        ]
 
     def extra_repr(self) -> str:
         return (

@@ -95,7 +95,7 @@ def _evaluate_random_init(cfg: Config, out: Path, opts: DemoOptions) -> dict[str
     return evaluate(
         encoder,
         build_eval_data_from_config(config),
-        split_qp=bool(cfg.model.split_qp),
+        split_qp=bool(encoder.split_qp),
         out_dir=out,
         device="cpu",
         options=_eval_options(opts),
