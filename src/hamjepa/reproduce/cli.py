@@ -48,7 +48,7 @@ def _add_cpu_demo_parser(sub: argparse._SubParsersAction) -> None:
         "cpu-demo",
         help="a CPU-sized check that HamJEPA and SIGReg learn (about 15 minutes on 2 cores)",
         description=(
-            "Train HamJEPA and SIGReg (configs/cifar100_<method>.yaml) on 5,000 CIFAR-100 images for 6 epochs on "
+            "Train HamJEPA and SIGReg (configs/cifar100_<method>.yaml) on 4,000 CIFAR-100 images for 5 epochs on "
             "the CPU, then report kNN@10/20/50 and a short linear probe for each and for the same encoder at its "
             "random initialisation, on the same 5,000 + 5,000 evaluation images: learning shows as numbers above "
             "the untrained encoder's. A CPU-scale check, not the paper's protocol. Writes OUT/table.md and "

@@ -31,10 +31,10 @@ from hamjepa.provenance import provenance, write_result
 from hamjepa.reproduce.methods import method_config_path
 
 DEMO_OVERRIDES: dict[str, object] = {
-    "data.subset": 5000,
+    "data.subset": 4000,
     "data.eval_subset": 5000,
     "data.batch_size": 128,
-    "train.epochs": 6,
+    "train.epochs": 5,
     "optim.warmup_epochs": 1,
     "train.device": "cpu",
     "train.eval_at_end": "false",
@@ -42,7 +42,7 @@ DEMO_OVERRIDES: dict[str, object] = {
     "train.log_every": 10,
     "model.channels_last": "false",
 }
-"""What makes the shipped configs CPU-sized: 5,000 training images (50 per class), 6 epochs of batch 128 (one
+"""What makes the shipped configs CPU-sized: 4,000 training images (40 per class), 5 epochs of batch 128 (one
 warm-up epoch), evaluation on 5,000 train / 5,000 test images."""
 
 DEMO_K = (10, 20, 50)
