@@ -46,7 +46,7 @@ def _run_cpu_demo(args: argparse.Namespace) -> int:
 def _add_cpu_demo_parser(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser(
         "cpu-demo",
-        help="a CPU-sized check that HamJEPA and SIGReg learn (about 15 minutes on 2 cores)",
+        help="a CPU-sized check that HamJEPA and SIGReg learn (its run time on 2 cores is not measured yet)",
         description=(
             "Train HamJEPA and SIGReg (configs/cifar100_<method>.yaml) on 4,000 CIFAR-100 images for 5 epochs on "
             "the CPU, then report kNN@10/20/50 and a short linear probe for each and for the same encoder at its "
