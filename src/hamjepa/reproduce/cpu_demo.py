@@ -1,11 +1,11 @@
 """``hamjepa reproduce cpu-demo``: a CPU-sized check that the method learns, against the untrained encoder.
 
 The paper's protocol needs a GPU (30 epochs over 50,000 images). This demo trains HamJEPA and SIGReg with their
-shipped CIFAR-100 configs on a stratified slice of the training set for a few epochs (meant to fit in minutes on
-a CPU; the run time and the result on 2 cores are not measured yet), then evaluates both, and the **same encoder at its random initialisation** (the weights
-both runs start from), with the same kNN protocol on the same evaluation slice. Learning shows as kNN@20 above
-the untrained encoder's. It is a CPU-scale check, not the paper's protocol: the numbers are far below the
-paper's and are not comparable with them.
+shipped CIFAR-100 configs on a stratified slice of the training set for a few epochs (meant to fit in minutes
+on a CPU; the run time and the result on 2 cores are not measured yet), then evaluates both, and the **same
+encoder at its random initialisation** (the weights both runs start from), with the same kNN protocol on the
+same evaluation slice. Learning shows as kNN@20 above the untrained encoder's. It is a CPU-scale check, not the
+paper's protocol: the numbers are far below the paper's and are not comparable with them.
 
 Outputs under ``--out``: one run folder per method (train + ``eval/``), ``random_init/eval/``, ``table.json``
 (kind ``cpu_demo``, with provenance) and ``table.md``.
