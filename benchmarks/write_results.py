@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/write_results.py [--results benchmarks/results] [--out docs/RESULTS.md]
 
-Each JSON file carries ``kind`` (bench | reproduce_cifar100 | reproduce_dynamics | theory) and ``provenance``
+Each JSON file carries ``kind`` (bench | cpu_demo | reproduce_cifar100 | reproduce_dynamics | ...) and ``provenance``
 (commit, device, torch, command, date), written by the command that measured it.
 """
 
@@ -86,6 +86,7 @@ def render(files: list[Path]) -> str:
             "`hamjepa reproduce cifar100 --data cifar100.npz` (or `benchmarks/gpu_session.sh`) on a GPU.",
             "",
         ]
+    out += _cpu_demo_section(by_kind.get("cpu_demo", []))
     out += ["## Training throughput", ""]
     if "bench" in by_kind:
         out += [
@@ -136,6 +137,25 @@ def render(files: list[Path]) -> str:
     out += _toy_section(by_kind.get("diagnose_toy", []))
     out += _imagenet100_section(by_kind)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _cpu_demo_section(entries: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """``hamjepa reproduce cpu-demo``: a CPU-sized HamJEPA and SIGReg against the same encoder untrained."""
+    out = ["## CPU demo: learning above the untrained encoder (CPU)", ""]
+    if not entries:
+        return [*out, "Not measured yet (`hamjepa reproduce cpu-demo --data DATA/cifar100.npz`).", ""]
+    for f, d in entries:
+        wall = sum(d["timings_s"].values())
+        out += [
+            d["table_md"].strip(),
+            "",
+            f"Wall time of the whole demo (training and evaluating every run): {wall / 60:.1f} min "
+            f"({', '.join(f'{k} {v:.0f} s' for k, v in d['timings_s'].items())}).",
+            "",
+            f"Source: `{f.relative_to(ROOT)}` — {_prov(d['provenance'])}",
+            "",
+        ]
+    return out
 
 
 def _toy_section(entries: list[tuple[Path, dict[str, Any]]]) -> list[str]:
