@@ -218,16 +218,11 @@ def test_sphinx_roles_are_stripped_from_rendered_docstrings(reference: ModuleTyp
 
 @pytest.fixture
 def clean_registry() -> typing.Iterator[None]:
-    from hamjepa.models import registry as encoders
-    from hamjepa.objectives import registry
+    from hamjepa.models.registry import ENCODERS
+    from hamjepa.objectives.registry import OBJECTIVES
 
-    saved = dict(registry._REGISTRY)
-    saved_encoders = dict(encoders._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
-    encoders._REGISTRY.clear()
-    encoders._REGISTRY.update(saved_encoders)
+    with OBJECTIVES.restoring(), ENCODERS.restoring():
+        yield
 
 
 @pytest.mark.parametrize("page", ["getting-started.md", "extending.md"])

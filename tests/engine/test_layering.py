@@ -28,10 +28,21 @@ PACKAGE_DIR = Path(hamjepa.__file__).parent
 CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "CONTRACTS.md"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "numerics", "seeding", "distributed", "provenance", "plugins", "atomic_files", "lazy_exports"),
+    (
+        "errors",
+        "numerics",
+        "seeding",
+        "distributed",
+        "provenance",
+        "plugins",
+        "atomic_files",
+        "lazy_exports",
+        "registry",
+    ),
     ("config",),
     ("models", "dynamics"),
     ("objectives",),
+    ("components",),
     ("data",),
     ("engine",),
     ("evaluation",),

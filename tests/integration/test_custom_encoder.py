@@ -19,8 +19,8 @@ from hamjepa.engine.trainer import Trainer
 from hamjepa.evaluation import EvalOptions
 from hamjepa.evaluation.cli import evaluate_run
 from hamjepa.inference.export import export_run
-from hamjepa.models import Encoder, TokenLayout, flatten_tokens, register_encoder
-from hamjepa.models import registry as encoder_registry
+from hamjepa.models import Encoder, TokenLayout, flatten_tokens
+from hamjepa.models.registry import ENCODERS
 
 pytestmark = pytest.mark.slow  # two training steps, an evaluation and an export (a few seconds)
 
@@ -59,9 +59,8 @@ class StridedConvTokens(Encoder):
 
 @pytest.fixture(scope="module")
 def registered() -> Iterator[None]:
-    register_encoder(NAME)(StridedConvTokens)
-    yield
-    encoder_registry._REGISTRY.pop(NAME)
+    with ENCODERS.temporarily(NAME, StridedConvTokens):
+        yield
 
 
 @pytest.mark.parametrize("config", ["cifar100_hamjepa", "cifar100_sigreg"])
