@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from hamjepa.config import ConfigError, config_from_dict, load_config
+from hamjepa.components import config_from_dict, load_config
+from hamjepa.config import ConfigError
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.models import (
     DEFAULT_ENCODER,

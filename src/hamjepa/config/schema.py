@@ -203,8 +203,10 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
-    objective: dict[str, Any] = field(default_factory=lambda: {"name": "hamjepa"})
-    """``name`` plus the keyword arguments of the registered objective (its signature is the schema)."""
+    objective: dict[str, Any] = field(default_factory=dict)
+    """``name`` plus the keyword arguments of the registered objective (its signature is the schema). A config
+    file without this section trains the default objective (``hamjepa.objectives.registry.DEFAULT_OBJECTIVE``);
+    a :class:`Config` built in code sets it."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

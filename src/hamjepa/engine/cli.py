@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hamjepa.config import Config, ConfigError, load_config
+from hamjepa.config import Config, ConfigError
 from hamjepa.engine.callbacks import Callback
 from hamjepa.plugins import missing_plugins_hint
 
@@ -39,6 +39,8 @@ def _split_config_args(items: list[str], resume: str | None) -> tuple[Path, list
 
 def config_from_args(items: list[str], resume: str | None = None) -> Config:
     """Load the config named in ``items`` with its ``key=value`` overrides."""
+    from hamjepa.components import load_config
+
     path, overrides = _split_config_args(items, resume)
     try:
         cfg = load_config(path, overrides)

@@ -11,7 +11,12 @@ from typing import TypeVar
 from hamjepa.objectives.base import Objective
 from hamjepa.registry import Registry
 
-__all__ = ["OBJECTIVES", "available_objectives", "get_objective_class", "register_objective"]
+__all__ = ["DEFAULT_OBJECTIVE", "OBJECTIVES", "available_objectives", "get_objective_class", "register_objective"]
+
+DEFAULT_OBJECTIVE = "hamjepa"
+"""The objective of a config (or an old run's ``config.yaml``) without an ``objective:`` section: the paper's
+HamJEPA. The one place outside the objective's own file that names it (handed to the config layer by
+:data:`hamjepa.components.CATALOG`)."""
 
 
 def _load_builtin_objectives() -> None:
