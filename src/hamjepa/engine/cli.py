@@ -110,7 +110,7 @@ def add_parser(subparsers: argparse._SubParsersAction, *, callbacks: CallbackFac
     """Register ``train`` and ``bench``; ``callbacks(cfg)`` gives the training callbacks of each run."""
     p = subparsers.add_parser(
         "train",
-        help="pre-train an encoder (HamJEPA, LeJEPA+SIGReg, MLP-HJEPA, BiJEPA) from a YAML config",
+        help="pre-train an encoder with a registered objective (objective.name) from a YAML config",
         description=(
             "Train from a YAML config with dotted overrides, e.g. `hamjepa train configs/cifar100_hamjepa.yaml "
             "data.path=data/cifar100.npz train.epochs=80 seed=1`. Writes RUN_DIR/{config.yaml, metrics.jsonl, "
