@@ -13,7 +13,7 @@ from hamjepa import config
 from hamjepa.components import CATALOG, config_from_dict, load_config
 from hamjepa.config import ComponentCatalog, Config, ConfigError, apply_overrides, load_yaml
 from hamjepa.objectives import Objective, available_objectives, get_objective_class
-from hamjepa.objectives.registry import DEFAULT_OBJECTIVE
+from hamjepa.objectives.registry import DEFAULT_OBJECTIVE, OBJECTIVES
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
@@ -174,3 +174,14 @@ def test_the_config_layer_needs_a_catalog_handed_in() -> None:
         config.load_config(CONFIGS[0])  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="catalog"):
         config.config_from_dict({})  # type: ignore[call-arg]
+
+
+def test_a_component_registered_later_is_visible_through_the_catalog() -> None:
+    """What a plugin module does: register after the library is imported; ``CATALOG`` looks up at call time."""
+    values = apply_overrides(load_yaml(HAMJEPA), ["objective={name: declared_mlp, weight: 3}", "predictor.kind=mlp"])
+    with pytest.raises(ConfigError, match="unknown objective 'declared_mlp'"):
+        config_from_dict(values)
+    with OBJECTIVES.temporarily("declared_mlp", _DeclaredMLPObjective):
+        assert "declared_mlp" in CATALOG.objective_names()
+        assert config_from_dict(values).objective == {"name": "declared_mlp", "weight": 3.0}
+    assert "declared_mlp" not in CATALOG.objective_names()
