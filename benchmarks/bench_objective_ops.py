@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from hamjepa.config import load_config
+from hamjepa.components import load_config
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.provenance import provenance, write_result
 

@@ -75,6 +75,7 @@ def test_every_config_field_has_a_description(reference: ModuleType) -> None:
 
 
 def test_configs_page_lists_every_objective_and_its_keywords(reference: ModuleType) -> None:
+    from hamjepa.components import CATALOG
     from hamjepa.config import objective_schema
     from hamjepa.objectives import available_objectives
 
@@ -84,11 +85,12 @@ def test_configs_page_lists_every_objective_and_its_keywords(reference: ModuleTy
     for name in names:
         assert f"### `objective.name: {name}`" in page
         section = page.split(f"### `objective.name: {name}`", 1)[1].split("\n### ", 1)[0]
-        for key in objective_schema(name):
+        for key in objective_schema(name, catalog=CATALOG):
             assert f"| `objective.{key}` |" in section, (name, key)
 
 
 def test_configs_page_lists_every_encoder_and_its_keywords(reference: ModuleType) -> None:
+    from hamjepa.components import CATALOG
     from hamjepa.config import encoder_schema
     from hamjepa.models import available_encoders
 
@@ -96,7 +98,7 @@ def test_configs_page_lists_every_encoder_and_its_keywords(reference: ModuleType
     assert {"resnet18_tokens", "vit"} <= set(available_encoders())
     for name in available_encoders():
         section = page.split(f"### `model.name: {name}`", 1)[1].split("\n### ", 1)[0]
-        for key in encoder_schema(name):
+        for key in encoder_schema(name, catalog=CATALOG):
             assert f"| `model.{key}` |" in section, (name, key)
 
 
@@ -218,16 +220,11 @@ def test_sphinx_roles_are_stripped_from_rendered_docstrings(reference: ModuleTyp
 
 @pytest.fixture
 def clean_registry() -> typing.Iterator[None]:
-    from hamjepa.models import registry as encoders
-    from hamjepa.objectives import registry
+    from hamjepa.models.registry import ENCODERS
+    from hamjepa.objectives.registry import OBJECTIVES
 
-    saved = dict(registry._REGISTRY)
-    saved_encoders = dict(encoders._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
-    encoders._REGISTRY.clear()
-    encoders._REGISTRY.update(saved_encoders)
+    with OBJECTIVES.restoring(), ENCODERS.restoring():
+        yield
 
 
 @pytest.mark.parametrize("page", ["getting-started.md", "extending.md"])

@@ -172,13 +172,14 @@ def _code(text: str) -> str:
 def objective_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
     """For each registered objective: (name, class, [(key, type, default)]) of its config keywords."""
     _ensure_importable()
+    from hamjepa.components import CATALOG
     from hamjepa.config import objective_schema
     from hamjepa.objectives import available_objectives, get_objective_class
 
     out = []
     for name in available_objectives():
         rows = []
-        for key, (param, tp) in objective_schema(name).items():
+        for key, (param, tp) in objective_schema(name, catalog=CATALOG).items():
             default = dataclasses.MISSING if param.default is inspect.Parameter.empty else param.default
             rows.append((key, type_name(tp), _yaml_value(default)))
         out.append((name, get_objective_class(name), rows))
@@ -188,13 +189,14 @@ def objective_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
 def encoder_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
     """For each registered encoder: (name, class, [(key, type, default)]) of its ``model:`` keywords."""
     _ensure_importable()
+    from hamjepa.components import CATALOG
     from hamjepa.config import encoder_schema
     from hamjepa.models import available_encoders, get_encoder_class
 
     out = []
     for name in available_encoders():
         rows = []
-        for key, (param, tp) in encoder_schema(name).items():
+        for key, (param, tp) in encoder_schema(name, catalog=CATALOG).items():
             default = dataclasses.MISSING if param.default is inspect.Parameter.empty else param.default
             rows.append((key, type_name(tp), _yaml_value(default)))
         out.append((name, get_encoder_class(name), rows))

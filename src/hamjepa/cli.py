@@ -19,10 +19,10 @@ from hamjepa import __version__
 from hamjepa.errors import HamjepaError
 from hamjepa.plugins import import_plugins, load_entry_points
 
-# Modules that register subcommands with ``add_parser(subparsers)``, in help order (after train and bench,
-# which :func:`build_parser` registers with the evaluation callbacks so that the engine never imports them).
+# Modules that register subcommands with ``add_parser(subparsers)``, in help order. Before them
+# :func:`build_parser` registers train and bench with the evaluation callbacks (the engine never imports the
+# evaluation), then config with the components' config loader (the config layer sits below the registries).
 _SUBCOMMAND_MODULES = (
-    "hamjepa.config.cli",  # config
     "hamjepa.evaluation.cli",  # eval, compare
     "hamjepa.inference.cli",  # embed, export
     "hamjepa.data.cli",  # data
@@ -37,6 +37,13 @@ def _training_callbacks(cfg: Any) -> Any:
     from hamjepa.evaluation.callbacks import callbacks_from_config
 
     return callbacks_from_config(cfg)
+
+
+def _load_config(path: str, overrides: Sequence[str]) -> Any:
+    """:func:`hamjepa.components.load_config`, imported on use so that ``--help`` does not import torch."""
+    from hamjepa.components import load_config
+
+    return load_config(path, overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from hamjepa.config import cli as config_cli
     from hamjepa.engine import cli as engine_cli
 
     engine_cli.add_parser(sub, callbacks=_training_callbacks)  # train, bench
+    config_cli.add_parser(sub, load=_load_config)  # config
     for name in _SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hamjepa.cli import main
-from hamjepa.config import load_config
+from hamjepa.components import load_config
 from hamjepa.config.describe import class_docstrings
 from hamjepa.config.schema import DataConfig, TrainConfig
 

@@ -108,7 +108,8 @@ def test_ctrl_c_says_each_commands_own_way_to_continue(
 
 
 def test_hints_name_real_options(tmp_path: Path) -> None:
-    from hamjepa.config import ConfigError, load_config
+    from hamjepa.components import load_config
+    from hamjepa.config import ConfigError
     from hamjepa.data.imagefolder import ImageFolderSource
     from hamjepa.data.sources import DataError, load_packed
 

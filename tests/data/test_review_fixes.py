@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hamjepa.config import config_from_dict
+from hamjepa.components import config_from_dict
 from hamjepa.data.augment import cifar100_augment, imagenet_augment
 from hamjepa.data.from_config import train_stream_from_config
 from hamjepa.data.sources import ArraySplits, save_packed

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hamjepa.config import Config, load_config
+from hamjepa.components import load_config
+from hamjepa.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 

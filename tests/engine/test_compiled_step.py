@@ -140,7 +140,7 @@ def test_compiled_step_refuses_what_it_cannot_capture(tiny_data: Path, extra: di
 def test_compiled_step_refuses_folder_data(tmp_path: Path) -> None:
     from tests.engine.helpers import REPO
 
-    from hamjepa.config import load_config
+    from hamjepa.components import load_config
 
     with pytest.raises(ConfigError, match="device-resident"):
         load_config(REPO / "configs" / "imagenet100_hamjepa.yaml", [f"data.path={tmp_path}", "train.step=compiled"])

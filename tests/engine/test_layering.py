@@ -28,10 +28,21 @@ PACKAGE_DIR = Path(hamjepa.__file__).parent
 CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "CONTRACTS.md"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "numerics", "seeding", "distributed", "provenance", "plugins", "atomic_files", "lazy_exports"),
+    (
+        "errors",
+        "numerics",
+        "seeding",
+        "distributed",
+        "provenance",
+        "plugins",
+        "atomic_files",
+        "lazy_exports",
+        "registry",
+    ),
     ("config",),
     ("models", "dynamics"),
     ("objectives",),
+    ("components",),
     ("data",),
     ("engine",),
     ("evaluation",),
@@ -44,13 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 ROOT = "hamjepa"
 """The package root: ``__version__`` and the lazy :func:`hamjepa.load`."""
 
-TEMPORARY = "TEMPORARY (remove after merging obj/enc): "
 ALLOWED: dict[tuple[str, str], str] = {
-    ("hamjepa.config.validation", "hamjepa.objectives.registry"): TEMPORARY
-    + "config validates `objective:` against the registry; it gets its schemas handed in instead.",
-    ("hamjepa.config.validation", "hamjepa.models.registry"): TEMPORARY
-    + "config validates `model:` against the encoder registry (as for `objective:`); it gets its schemas handed in "
-    "instead.",
     ("hamjepa", "hamjepa.inference.model"): "`hamjepa.load` imports its loader on first call, so that "
     "`import hamjepa` stays free of torch.",
     ("hamjepa.objectives.registry", "hamjepa.objectives"): "the registry imports its own package to register the "

@@ -19,7 +19,8 @@ import pytest
 from tests.engine.helpers import REPO, tiny_config, write_tiny_cifar
 
 from hamjepa.cli import main
-from hamjepa.config import ConfigError, load_config, save_config
+from hamjepa.components import load_config
+from hamjepa.config import ConfigError, save_config
 from hamjepa.engine.run_logger import RunLogger
 from hamjepa.engine.wandb_sink import WANDB_ID_NAME, WandbUnavailableError, wandb_scalars
 

@@ -14,13 +14,14 @@ from tests.engine.helpers import REPO, tiny_overrides, write_tiny_cifar
 from torch import Tensor, nn
 
 import hamjepa
-from hamjepa.config import apply_overrides, config_from_dict
+from hamjepa.components import config_from_dict
+from hamjepa.config import apply_overrides
 from hamjepa.engine.trainer import Trainer
 from hamjepa.evaluation import EvalOptions
 from hamjepa.evaluation.cli import evaluate_run
 from hamjepa.inference.export import export_run
-from hamjepa.models import Encoder, TokenLayout, flatten_tokens, register_encoder
-from hamjepa.models import registry as encoder_registry
+from hamjepa.models import Encoder, TokenLayout, flatten_tokens
+from hamjepa.models.registry import ENCODERS
 
 pytestmark = pytest.mark.slow  # two training steps, an evaluation and an export (a few seconds)
 
@@ -59,9 +60,8 @@ class StridedConvTokens(Encoder):
 
 @pytest.fixture(scope="module")
 def registered() -> Iterator[None]:
-    register_encoder(NAME)(StridedConvTokens)
-    yield
-    encoder_registry._REGISTRY.pop(NAME)
+    with ENCODERS.temporarily(NAME, StridedConvTokens):
+        yield
 
 
 @pytest.mark.parametrize("config", ["cifar100_hamjepa", "cifar100_sigreg"])
@@ -125,7 +125,7 @@ def test_the_docs_encoder_example_followed_literally_works(tmp_path: Path) -> No
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(apply_overrides(values, overrides)))
     script = (
         "import my_encoders\n"
-        "from hamjepa.config import load_config\n"
+        "from hamjepa.components import load_config\n"
         "from hamjepa.engine.trainer import Trainer\n"
         "cfg = load_config('run.yaml')\n"
         "assert cfg.model.name == 'patch_tokens', cfg.model\n"

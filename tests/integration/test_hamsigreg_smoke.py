@@ -40,7 +40,7 @@ def test_training_updates_the_spectrum_and_checkpoints_its_optimizer(run: Path) 
 
 
 def test_resume_restores_the_h_optimizer_apart_from_the_main_one(run: Path) -> None:
-    from hamjepa.config import load_config
+    from hamjepa.components import load_config
     from hamjepa.engine.trainer import Trainer
 
     trainer = Trainer(load_config(run / "config.yaml"), run_dir=run, resume=True)

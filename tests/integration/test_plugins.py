@@ -18,7 +18,7 @@ from tests.engine.helpers import tiny_overrides, write_tiny_cifar
 import hamjepa
 from hamjepa import plugins
 from hamjepa.cli import main
-from hamjepa.objectives import registry
+from hamjepa.objectives.registry import OBJECTIVES
 
 PLUGIN = "my_hamjepa_plugin_objectives"
 NAME = "plugin_view_mse"
@@ -67,16 +67,17 @@ def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     (folder / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE)
     monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(plugins, "_LOADED", [])
-    yield folder
+    with OBJECTIVES.restoring():
+        yield folder
     sys.modules.pop(PLUGIN, None)
 
 
 def _forget_plugin() -> None:
     """A fresh process: the user's module not imported, its objective unknown."""
     sys.modules.pop(PLUGIN, None)
-    registry._REGISTRY.pop(NAME, None)
+    if NAME in OBJECTIVES:
+        OBJECTIVES.unregister(NAME)
     plugins._LOADED.clear()
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from hamjepa.config import ConfigError, config_from_dict, load_config
+from hamjepa.components import config_from_dict, load_config
+from hamjepa.config import ConfigError
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.models import (
     DEFAULT_ENCODER,
@@ -20,7 +21,6 @@ from hamjepa.models import (
     get_encoder_class,
     register_encoder,
 )
-from hamjepa.models import registry as encoder_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -44,7 +44,7 @@ def test_register_encoder_refuses_non_encoders_and_name_clashes() -> None:
 
     with pytest.raises(ValueError, match="non-empty"):
         register_encoder("")
-    assert "Other" not in {c.__name__ for c in encoder_registry._REGISTRY.values()}
+    assert "Other" not in {get_encoder_class(name).__name__ for name in available_encoders()}
 
 
 @pytest.mark.parametrize("name", ["cifar100_hamjepa", "imagenet100_hamjepa", "cifar100_sigreg"])

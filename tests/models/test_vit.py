@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from hamjepa.config import config_from_dict
+from hamjepa.components import config_from_dict
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.errors import HamjepaError
 from hamjepa.models import ViTTokenEncoder, flatten_tokens

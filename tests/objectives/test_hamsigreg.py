@@ -309,7 +309,7 @@ def test_bad_settings_are_rejected(kwargs: dict, match: str) -> None:
 def test_registered_and_config_builds_the_token_layout() -> None:
     from pathlib import Path
 
-    from hamjepa.config import load_config
+    from hamjepa.components import load_config
     from hamjepa.engine.build import build_encoder, build_objective
 
     assert get_objective_class("hamsigreg") is HamSIGRegObjective

@@ -1,14 +1,27 @@
-"""``hamjepa config CONFIG [key=value ...]``: the resolved config with every key's documentation."""
+"""``hamjepa config CONFIG [key=value ...]``: the resolved config with every key's documentation.
+
+Loading a config needs the registered components, which sit above this layer: the top-level CLI hands in the
+loader (:func:`hamjepa.components.load_config`) when it registers the command.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hamjepa.config.schema import Config
+
+ConfigLoader = Callable[[str, Sequence[str]], "Config"]
+"""``(file, overrides) -> Config``: :func:`hamjepa.components.load_config`."""
 
 
-def run_config(args: argparse.Namespace) -> int:
-    """Print the resolved config of ``args.args`` (a YAML file and overrides) with each key's help."""
-    from hamjepa.config import ConfigError, load_config
+def run_config(args: argparse.Namespace, *, load: ConfigLoader) -> int:
+    """Print the resolved config of ``args.args`` (a YAML file and overrides), loaded with ``load``, with each
+    key's help."""
+    from hamjepa.config import ConfigError
     from hamjepa.config.describe import describe_config
 
     configs = [a for a in args.args if "=" not in a]
@@ -18,14 +31,14 @@ def run_config(args: argparse.Namespace) -> int:
             f"config: expected one CONFIG file followed by key=value overrides, got {configs or 'none'} "
             "(e.g. `hamjepa config configs/cifar100_hamjepa.yaml train.epochs=5`)"
         )
-    cfg = load_config(configs[0], overrides)
+    cfg = load(configs[0], overrides)
     title = f"{configs[0]}" + (f" with {' '.join(overrides)}" if overrides else "") + ", resolved and validated"
     print(describe_config(cfg, title=title), end="")
     return 0
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``config`` on an ``argparse`` subparsers object."""
+def add_parser(subparsers: Any, *, load: ConfigLoader) -> None:
+    """Register ``config`` on an ``argparse`` subparsers object; ``load`` loads a config file with overrides."""
     p = subparsers.add_parser(
         "config",
         help="print a config resolved (defaults + file + overrides) with every key's documentation",
@@ -42,4 +55,4 @@ def add_parser(subparsers: Any) -> None:
         metavar="CONFIG [key=value ...]",
         help="YAML config file followed by dotted overrides (key.subkey=value)",
     )
-    p.set_defaults(func=run_config)
+    p.set_defaults(func=partial(run_config, load=load))

@@ -1,32 +1,46 @@
-"""Loading a config: YAML files (safe loader), dotted command-line overrides, and the validated build."""
+"""Loading a config: YAML files (safe loader), dotted command-line overrides, and the validated build.
+
+:func:`config_from_dict` and :func:`load_config` take the registered components as ``catalog=`` (the config
+layer imports no registry); users call :func:`hamjepa.components.load_config`, which hands in the library's.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hamjepa.config.catalog import ComponentCatalog
 from hamjepa.config.coercion import build_dataclass
 from hamjepa.config.schema import Config, ConfigError
 from hamjepa.config.validation import check_combinations, validate_model, validate_objective
 
 
-def config_from_dict(values: dict[str, Any]) -> Config:
-    """Build and validate a :class:`Config` from a nested dict (YAML content)."""
+def config_from_dict(values: dict[str, Any], *, catalog: ComponentCatalog) -> Config:
+    """Build and validate a :class:`Config` from a nested dict (YAML content, a run's ``config.yaml``, the
+    ``config`` of a checkpoint or an export).
+
+    Args:
+        values: the nested mapping. Without an ``objective:`` section it means ``catalog.default_objective``
+            (configs and runs written before the section existed); without ``model.name``,
+            ``catalog.default_encoder``.
+        catalog: the registered components (:data:`hamjepa.components.CATALOG`).
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"config: the top level must be a mapping, got {type(values).__name__}.")
     values = dict(values)
-    objective = values.pop("objective", {"name": "hamjepa"})
+    objective = values.pop("objective", {"name": catalog.default_objective})
     if not isinstance(objective, dict):
         raise ConfigError("config: 'objective' must be a mapping with at least 'name'.")
     model = values.pop("model", {})
     if not isinstance(model, dict):
         raise ConfigError(f"config: 'model' must be a mapping of keys, got {model!r}.")
     cfg = build_dataclass(Config, values, "")
-    cfg.model = validate_model(model, image_size=cfg.data.image_size)
-    cfg.objective = validate_objective(objective)
-    check_combinations(cfg)
+    cfg.model = validate_model(model, image_size=cfg.data.image_size, catalog=catalog)
+    cfg.objective = validate_objective(objective, catalog=catalog)
+    check_combinations(cfg, catalog=catalog)
     return cfg
 
 
@@ -40,7 +54,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), yaml.safe_load(raw) if raw != "" else ""
 
 
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply dotted overrides to a nested dict (in place) and return it."""
     for text in overrides:
         path, value = parse_override(text)
@@ -71,10 +85,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config, apply dotted overrides, validate, and return the typed :class:`Config`."""
+def load_config(path: str | Path, overrides: Sequence[str] | None = None, *, catalog: ComponentCatalog) -> Config:
+    """Load a YAML config, apply dotted overrides, validate against ``catalog``, and return the typed
+    :class:`Config` (users: :func:`hamjepa.components.load_config`)."""
     values = apply_overrides(load_yaml(path), list(overrides or []))
-    return config_from_dict(values)
+    return config_from_dict(values, catalog=catalog)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

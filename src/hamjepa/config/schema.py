@@ -88,7 +88,8 @@ class PredictorConfig:
 
     kind: Literal["hamiltonian", "mlp", "none"] = "hamiltonian"
     """``hamiltonian``: symplectic rollout of a learned Hamiltonian (HamJEPA); ``mlp``: non-symplectic residual
-    MLP rollout (MLP-HJEPA); ``none``: objectives without a predictor (LeJEPA)."""
+    MLP rollout (MLP-HJEPA); ``none``: objectives without a predictor (LeJEPA). Must be the kind the objective
+    declares (its class attribute ``predictor_kind``; ``none`` when it declares none)."""
     hamiltonian: Literal["separable", "quadratic", "learnable"] = "separable"
     """``separable``: ``|p|^2/2 + base_coeff |q|^2/2 + residual_scale f(q)`` (HamJEPA); ``quadratic``: no
     parameters; ``learnable``: a non-separable MLP term (the explicit integrators are not symplectic for it)."""
@@ -203,8 +204,10 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
-    objective: dict[str, Any] = field(default_factory=lambda: {"name": "hamjepa"})
-    """``name`` plus the keyword arguments of the registered objective (its signature is the schema)."""
+    objective: dict[str, Any] = field(default_factory=dict)
+    """``name`` plus the keyword arguments of the registered objective (its signature is the schema). A config
+    file without this section trains the default objective (``hamjepa.objectives.registry.DEFAULT_OBJECTIVE``,
+    the paper's method); a ``Config`` built in code sets it."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from hamjepa.config import Config, DataConfig, config_from_dict
+from hamjepa.components import config_from_dict
+from hamjepa.config import Config, DataConfig
 from hamjepa.data.build import build_train_stream
 from hamjepa.data.eval_data import EvalData, build_eval_data
 from hamjepa.data.sources import pack_cifar100

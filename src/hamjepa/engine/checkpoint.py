@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hamjepa.config import config_from_dict
+from hamjepa.components import config_from_dict
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.errors import CheckpointError

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hamjepa.config import Config, ConfigError, load_config
+from hamjepa.config import Config, ConfigError
 from hamjepa.engine.callbacks import Callback
 from hamjepa.plugins import missing_plugins_hint
 
@@ -39,6 +39,8 @@ def _split_config_args(items: list[str], resume: str | None) -> tuple[Path, list
 
 def config_from_args(items: list[str], resume: str | None = None) -> Config:
     """Load the config named in ``items`` with its ``key=value`` overrides."""
+    from hamjepa.components import load_config
+
     path, overrides = _split_config_args(items, resume)
     try:
         cfg = load_config(path, overrides)
@@ -108,7 +110,7 @@ def add_parser(subparsers: argparse._SubParsersAction, *, callbacks: CallbackFac
     """Register ``train`` and ``bench``; ``callbacks(cfg)`` gives the training callbacks of each run."""
     p = subparsers.add_parser(
         "train",
-        help="pre-train an encoder (HamJEPA, LeJEPA+SIGReg, MLP-HJEPA, BiJEPA) from a YAML config",
+        help="pre-train an encoder with a registered objective (objective.name) from a YAML config",
         description=(
             "Train from a YAML config with dotted overrides, e.g. `hamjepa train configs/cifar100_hamjepa.yaml "
             "data.path=data/cifar100.npz train.epochs=80 seed=1`. Writes RUN_DIR/{config.yaml, metrics.jsonl, "

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from hamjepa.config import Config, config_from_dict
+from hamjepa.components import config_from_dict
+from hamjepa.config import Config
 from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.engine.checkpoint import (
     CHECKPOINT_FORMAT,

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from hamjepa import __version__
 from hamjepa.atomic_files import write_safetensors
-from hamjepa.config import config_from_dict
+from hamjepa.components import config_from_dict
 from hamjepa.engine.build import build_encoder, build_objective
 from hamjepa.engine.checkpoint import EXPORT_MANIFEST_NAME, load_state_strict, run_dir_of
 from hamjepa.engine.run_logger import PROVENANCE_NAME

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 from hamjepa.evaluation.report import PROTOCOL_TITLES, protocol_blocks, protocol_setting
 from hamjepa.inference.model import HamjepaModel
+from hamjepa.models.registry import DEFAULT_ENCODER
 
-__all__ = ["render_model_card"]
+__all__ = ["objective_description", "render_model_card"]
 
-_METHODS = {
-    "hamjepa": "HamJEPA: phase-space embedding z = [q; p], symplectic (leapfrog) Hamiltonian predictor, "
-    "non-isotropic anti-collapse floors",
-    "lejepa": "LeJEPA + SIGReg (isotropic Gaussian regulariser, no predictor)",
-    "mlp_hjepa": "MLP-HJEPA: the HamJEPA objective with a non-symplectic MLP predictor (ablation)",
-    "bijepa": "BiJEPA: EMA target encoder, forward and backward predictors",
-}
+
+def objective_description(objective: object) -> str:
+    """The card's line for the trained objective: its class's ``description``, or, when that is empty, the
+    class name and the first line of the class's own docstring."""
+    cls = type(objective)
+    text = str(getattr(cls, "description", "") or "")
+    if text:
+        return text
+    doc = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    return f"{cls.__name__}: {doc[0]}" if doc and doc[0] else cls.__name__
 
 
 def _pct(x: float | None) -> str:
@@ -73,23 +78,24 @@ def render_model_card(model: HamjepaModel, manifest: dict[str, Any], backbone_se
     cfg = model.config
     data, mdl, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
     name = manifest["objective"]
+    encoder_name = mdl.get("name", DEFAULT_ENCODER)
     pre = manifest["preprocess"]
     readouts = ", ".join(f"`{r}`" for r in manifest["readouts"])
     data_path = Path(str(data.get("path", ""))).name or "-"
     sliced = f" ({data['subset']} training images)" if data.get("subset") else ""
     lines = [
-        f"# {name} {mdl.get('name', 'resnet18_tokens')} encoder — {data.get('dataset')}{sliced}, {model.epoch} epochs, "
+        f"# {name} {encoder_name} encoder — {data.get('dataset')}{sliced}, {model.epoch} epochs, "
         f"seed {cfg.get('seed')}",
         "",
         "Exported with `hamjepa export` (safetensors and JSON/YAML only: nothing here is a pickle).",
         "",
         "| | |",
         "|---|---|",
-        f"| method | {_METHODS.get(name, name)} (`objective.name: {name}`) |",
+        f"| method | {objective_description(model.objective)} (`objective.name: {name}`) |",
         f"| data | `{data.get('dataset')}` (`{data_path}`), {data.get('image_size')} px, "
         f"batch {data.get('batch_size')}, {data.get('global_views')} global + {data.get('local_views')} local views |",
         f"| training images | {training_images_text(data)} |",
-        f"| encoder | {manifest['encoder']} (`model.name: {mdl.get('name', 'resnet18_tokens')}`) |",
+        f"| encoder | {manifest['encoder']} (`model.name: {encoder_name}`) |",
         f"| epochs | {model.epoch} of {train.get('epochs')} configured ({model.step} optimiser steps) |",
         f"| seed | {cfg.get('seed')} |",
         f"| training commit | {manifest.get('training_commit') or 'not recorded by the run'} |",

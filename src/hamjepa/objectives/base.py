@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -88,15 +88,25 @@ class Objective(nn.Module):
     See the module docstring for how the loss and its gradients behave under DistributedDataParallel
     (return the global-batch loss; the engine does not rescale it).
 
+    The class attributes below declare what the objective needs; the config layer checks a config against
+    them and the engine acts on them, so neither ever names an objective.
+
     Attributes:
         needs_target_encoder: when True the engine keeps an EMA copy of the encoder, passes its
             output as ``z_target`` and calls ``objective.ema_momentum(step)``.
     """
 
+    predictor_kind: ClassVar[Literal["hamiltonian", "mlp"] | None] = None
+    """The ``predictor.kind`` the objective is built with (the engine passes the predictor as its ``predictor``
+    argument); None = no predictor from the config (``predictor.kind`` must be ``none``)."""
+    needs_phase_split: ClassVar[bool] = False
+    """Whether the objective reads ``z`` as ``[q; p]`` (the encoder's ``split_qp`` must be true)."""
     needs_target_encoder: ClassVar[bool] = False
     supports_compiled_step: ClassVar[bool] = True
     """Whether ``forward(z, step=None)`` after :meth:`prepare_step` can run inside one compiled graph
     (``train.step=compiled``); False for objectives that do host-side work inside ``forward``."""
+    description: ClassVar[str] = ""
+    """One line for the model card of an export (empty: the class name and the first line of its docstring)."""
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook called by the engine at the start of every epoch (``epoch`` is 1-indexed). No-op here."""

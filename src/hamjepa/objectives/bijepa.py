@@ -90,6 +90,7 @@ class BiJEPAObjective(Objective):
     """
 
     needs_target_encoder: ClassVar[bool] = True
+    description: ClassVar[str] = "BiJEPA: EMA target encoder, forward and backward predictors"
 
     def __init__(
         self,

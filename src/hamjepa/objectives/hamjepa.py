@@ -5,7 +5,7 @@ Spec sections D.1-D.8 and C.4. Paper CIFAR-100 defaults (docs/spec.md §D.7) are
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +76,13 @@ class HamJEPAObjective(Objective):
     ``energy`` too when ``energy_weight > 0``; ``cholesky_info_q, cholesky_info_p`` (the Cholesky status
     of each projected covariance, 0 = factorised) with ``logdet_method="sync_free"``.
     """
+
+    predictor_kind: ClassVar[Literal["hamiltonian", "mlp"] | None] = "hamiltonian"
+    needs_phase_split: ClassVar[bool] = True
+    description: ClassVar[str] = (
+        "HamJEPA: phase-space embedding z = [q; p], symplectic (leapfrog) Hamiltonian predictor, "
+        "non-isotropic anti-collapse floors"
+    )
 
     def __init__(
         self,

@@ -90,6 +90,9 @@ class HamSIGRegObjective(LeJEPAObjective):
         alpha_ramp_epochs, beta_ramp_epochs: linear epoch ramps of ``alpha`` / ``beta`` (0 = none).
     """
 
+    description: ClassVar[str] = (
+        "HamSIGReg: LeJEPA prediction + SIGReg of H^{1/2} z under a structured or learnable metric H (no predictor)"
+    )
     # The engine's H step (auxiliary parameters) runs eagerly around the step: not one static graph.
     supports_compiled_step: ClassVar[bool] = False
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -32,6 +32,8 @@ class LeJEPAObjective(Objective):
 
     Terms (detached 0-d): ``pred`` (= ``L_inv``, unweighted), ``sigreg`` (unweighted), ``total``.
     """
+
+    description: ClassVar[str] = "LeJEPA + SIGReg (isotropic Gaussian regulariser, no predictor)"
 
     def __init__(
         self,

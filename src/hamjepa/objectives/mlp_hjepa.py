@@ -7,7 +7,7 @@ network with ``-h`` (not an exact inverse). There is no residual scale, so the w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
@@ -22,6 +22,9 @@ class MLPHJEPAObjective(HamJEPAObjective):
     Differences from ``HamJEPAObjective``: ``residual_scale_warmup_epochs`` defaults to 0 (an MLP
     predictor has no residual scale).
     """
+
+    predictor_kind: ClassVar[Literal["hamiltonian", "mlp"] | None] = "mlp"
+    description: ClassVar[str] = "MLP-HJEPA: the HamJEPA objective with a non-symplectic MLP predictor (ablation)"
 
     def __init__(self, *, predictor: nn.Module, residual_scale_warmup_epochs: int = 0, **kwargs: Any) -> None:
         super().__init__(predictor=predictor, residual_scale_warmup_epochs=residual_scale_warmup_epochs, **kwargs)

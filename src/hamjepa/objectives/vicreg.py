@@ -9,6 +9,7 @@ wrapper (``objective.name: vicreg``) that adds the optional expander and the wei
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -89,6 +90,8 @@ class VICRegObjective(Objective):
 
     Terms (detached 0-d): ``invariance``, ``variance``, ``covariance`` (unweighted) and ``total``.
     """
+
+    description: ClassVar[str] = "VICReg: invariance + variance + covariance terms (no predictor)"
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ chooses the batch (``ddp`` mode) and weighs the terms.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -104,6 +104,8 @@ class VISRegObjective(Objective):
     On one process both modes are the same computation. Terms (detached 0-d): ``pred``, ``center``,
     ``scale``, ``shape`` (unweighted) and ``total``.
     """
+
+    description: ClassVar[str] = "VISReg: view prediction + sliced scale, shape and centre regularisers (no predictor)"
 
     def __init__(
         self,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hamjepa.config import Config, load_config
+from hamjepa.components import load_config
+from hamjepa.config import Config
 from hamjepa.engine.train_state import checkpoint_path
 from hamjepa.engine.trainer import Trainer
 from hamjepa.evaluation.callbacks import callbacks_from_config

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hamjepa.config import Config, load_config
+from hamjepa.components import load_config
+from hamjepa.config import Config
 from hamjepa.data import build_eval_data_from_config
 from hamjepa.engine.build import build_encoder
 from hamjepa.engine.device import seed_everything
