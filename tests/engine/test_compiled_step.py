@@ -84,7 +84,11 @@ def test_compiled_step_is_one_graph_and_trains_like_eager(runs: dict, name: str)
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6)
     s_e = eager.optimizer.state_dict()["state"]
     s_c = compiled.optimizer.state_dict()["state"]
-    assert s_e.keys() == s_c.keys()
+    # torch's AdamW makes a parameter's state at its first gradient; the compiled step makes (zero) state for
+    # every parameter before tracing. A parameter that never got a gradient keeps it at zero.
+    assert s_e.keys() <= s_c.keys()
+    for k in s_c.keys() - s_e.keys():
+        assert float(s_c[k]["step"]) == 0.0 and not s_c[k]["exp_avg"].any() and not s_c[k]["exp_avg_sq"].any()
     steps = [(float(s_e[k]["step"]), float(s_c[k]["step"])) for k in s_e]
     assert all(a == b for a, b in steps) and max(a for a, _ in steps) == STEPS
     for k in s_e:
