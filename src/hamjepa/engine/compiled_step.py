@@ -17,11 +17,11 @@ per-step ``torch.Generator`` (:meth:`DeviceResidentStream.raw_batch_at`), the ob
 (:meth:`Objective.prepare_step`: SIGReg directions, log-det projections) and the gather of the batch. Nothing
 in or around the step synchronises with the device.
 
-Inside the graph the maths is the eager step's: :func:`~hamjepa.engine.optim.adamw_step_` and
-:func:`~hamjepa.engine.optim.clip_grads_` reproduce ``torch.optim.AdamW`` and
-``torch.nn.utils.clip_grad_norm_`` (proved equal in float64 by the tests), and the
-optimiser state lives in the ``torch.optim.AdamW`` object in its own format, so checkpoints are the same in
-both modes and a run can be resumed in either.
+Inside the graph the maths is the eager step's: :func:`~hamjepa.engine.optim.adamw_step_` rounds as the
+``torch.optim.AdamW`` the eager step runs on the CPU (equal bit for bit, traced op by op) and
+:func:`~hamjepa.engine.optim.clip_grads_` reproduces ``torch.nn.utils.clip_grad_norm_`` (proved equal in
+float64 by the tests), and the optimiser state lives in the ``torch.optim.AdamW`` object in its own format, so
+checkpoints are the same in both modes and a run can be resumed in either.
 
 Shapes are static: the stream drops the last partial batch (``drop_last``, as the paper's loader does) and
 all views have one size. On CUDA the graph is compiled with ``mode="reduce-overhead"`` (CUDA graphs); the

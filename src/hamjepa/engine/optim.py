@@ -2,16 +2,20 @@
 compiled step's sync-free AdamW update and gradient clipping (torch's maths on explicit gradient lists,
 traceable by ``torch.compile``).
 
-Eager training on CUDA steps the ``torch.optim.AdamW`` that :func:`build_optimizer` returns (fused, step
-counters on the device); off CUDA, and inside :class:`~hamjepa.engine.compiled_step.CompiledTrainStep`, the
-update is :func:`apply_adamw`. Both keep the optimiser state in torch's own format (``step``, ``exp_avg``,
-``exp_avg_sq`` per parameter), so a state saved in one mode resumes in the other.
+Eager training (:class:`~hamjepa.engine.step.TrainStep`) steps the ``torch.optim.AdamW`` that
+:func:`build_optimizer` returns, on every device (fused on CUDA, foreach elsewhere). Only
+:class:`~hamjepa.engine.compiled_step.CompiledTrainStep` runs :func:`apply_adamw`, torch's update written with
+device tensors (no ``item()``) so that it traces into one graph. Both keep the optimiser state in torch's own
+format (``step``, ``exp_avg``, ``exp_avg_sq`` per parameter), so a state saved in one mode resumes in the other.
 
-Why not torch's AdamW on the CPU too: torch's CPU AdamW (foreach, single-tensor and fused, bitwise equal to
-one another) rounds the last operation as ``p + (-lr / bc1) * m / denom`` (``addcdiv``), this update as
-``p - (lr / bc1) * (m / denom)``; they differ by at most one ulp per step (``tests/engine/test_optimizer_modes.py``),
-which the float64 golden trajectories of HamJEPA and MLP-HJEPA (tiny batches, chaotic) amplify beyond their
-1e-12 tolerance within 20 steps. The golden numbers are the contract, so the CPU keeps this update.
+:func:`apply_adamw` rounds every operation as torch's CPU AdamW does (foreach with ``capturable=False``,
+which the single-tensor variant equals bit for bit, and the fused CPU kernel in float64 only), the last one
+included (``addcdiv``'s ``p + (-lr / bc1) * m / denom``): on the CPU the two modes' updates are equal bit for
+bit, in float32 and float64 (``tests/engine/test_optimizer_modes.py``; inductor's generated code may still
+round a fused expression otherwise). On CUDA the fused kernel has its own rounding: the modes agree to
+round-off. Until the eager CPU step moved to torch's AdamW, the hand-written update rounded the last operation
+as ``p - (lr / bc1) * (m / denom)``, one ulp per step away from torch; the float64 golden trajectories of
+HamJEPA and MLP-HJEPA (tiny batches, chaotic) amplified that beyond 1e-12 and were regenerated then.
 """
 
 from __future__ import annotations
@@ -100,30 +104,46 @@ def adamw_step_(
     eps: float,
     weight_decay: float,
 ) -> None:
-    """One AdamW update in place, the maths of ``torch.optim.AdamW`` (non-amsgrad, non-maximize).
+    """One AdamW update in place (non-amsgrad, non-maximize), rounded as ``torch.optim.AdamW`` on the CPU.
 
     ``p <- p (1 - lr wd)``; ``m <- lerp(m, g, 1 - b1)``; ``v <- b2 v + (1 - b2) g^2``;
-    ``p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``. ``steps`` are the optimiser's
-    per-parameter step counters (incremented here); the bias corrections are computed in float64 from them,
-    as eager PyTorch does with Python floats. ``lr`` is a one-element float64 device tensor (a compiled step does not
-    recompile when it changes) or a Python float. No host synchronisation (torch's CPU AdamW reads the step
-    counters with ``item()``).
+    ``p <- p + (-lr / (1 - b1^t)) * m / (sqrt(v) / (1 - b2^t)^0.5 + eps)``: the foreach operations of torch's
+    ``_multi_tensor_adam`` with ``capturable=False`` (what eager training runs off CUDA), in its order, with its
+    constants computed as it computes them on the host but as device tensors: the bias corrections in float64
+    from the per-parameter step counters (``beta ** t`` and ``bc2 ** 0.5`` as ``pow``: ``sqrt`` differs in the
+    last bit now and then), the step size ``-lr / bc1`` in float64 rounded once to the parameter's dtype, and
+    the last operation in ``addcdiv``'s order, ``p + (step_size * m) / denom``. (torch's ``capturable=True``
+    branch, the one for device step counters, rounds it as ``p + m / (denom / step_size)`` instead, which is
+    why this follows the other branch.) The result equals torch's CPU AdamW bit for bit, eagerly and traced
+    op by op (``tests/engine/test_optimizer_modes.py``).
+
+    ``steps`` are the optimiser's step counters (incremented here). ``lr`` is a one-element float64 device
+    tensor (a compiled step does not recompile when it changes) or a Python float. No host synchronisation
+    (torch's CPU AdamW reads each step counter with ``item()``).
     """
-    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
-        t.add_(1)
-        t64 = t.to(torch.float64)
-        p.mul_(_in_dtype(1.0 - lr * weight_decay, p.dtype))
-        m.lerp_(g, 1.0 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-        bias_correction1 = 1.0 - torch.pow(beta1, t64)
-        bias_correction2_sqrt = torch.sqrt(1.0 - torch.pow(beta2, t64))
-        step_size = (lr / bias_correction1).to(p.dtype)
-        denom = (v.sqrt() / bias_correction2_sqrt.to(p.dtype)).add_(eps)
-        p.sub_(step_size * (m / denom))
-
-
-def _in_dtype(x: Tensor | float, dtype: torch.dtype) -> Tensor | float:
-    return x.to(dtype) if isinstance(x, Tensor) else x
+    if not params:
+        return
+    lr_t = torch.as_tensor(lr, dtype=torch.float64, device=steps[0].device).reshape(())
+    torch._foreach_add_(steps, 1)
+    if weight_decay != 0:
+        decay = 1.0 - lr_t * weight_decay
+        torch._foreach_mul_(params, [decay.to(p.dtype) for p in params])
+    torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
+    t64 = [t.to(torch.float64) for t in steps]
+    bias_correction1 = [1.0 - torch.pow(beta1, t) for t in t64]
+    bias_correction2 = [1.0 - torch.pow(beta2, t) for t in t64]
+    half = torch.full_like(t64[0], 0.5)  # a tensor exponent: pow(x, 0.5) with a number exponent is sqrt
+    bias_correction2_sqrt = [torch.pow(b, half).to(p.dtype) for b, p in zip(bias_correction2, params, strict=True)]
+    # lr_t / bc1 (one division); a Python float over a tensor would be computed as lr * (1 / bc1)
+    step_size = [torch.neg(lr_t / b).to(p.dtype) for b, p in zip(bias_correction1, params, strict=True)]
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denom, bias_correction2_sqrt)
+    torch._foreach_add_(denom, eps)
+    update = torch._foreach_mul(exp_avgs, step_size)  # addcdiv's order: (step_size * m) / denom, then + p
+    torch._foreach_div_(update, denom)
+    torch._foreach_add_(params, update)
 
 
 @dataclass
@@ -198,7 +218,7 @@ def apply_adamw(groups: list[AdamWGroup], grads: list[Tensor | None], lrs: list[
         groups: from :func:`adamw_groups`.
         grads: one gradient per parameter of the flat list; parameters with None are skipped (as torch skips
             parameters without ``.grad``: no decay, no moment or step update).
-        lrs: one learning rate per group (one-element float64 tensors in a compiled step, floats in eager).
+        lrs: one learning rate per group (one-element float64 tensors in a compiled step, or Python floats).
     """
     with torch.no_grad():
         for group, lr in zip(groups, lrs, strict=True):

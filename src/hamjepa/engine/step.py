@@ -4,10 +4,12 @@
 parameters to clip and the optional EMA target) and ``step(views, step_index)`` does the whole update:
 target forward, forward, backward, gradient clipping, optimiser step, schedule step, the step of the
 objective's auxiliary parameters (HamSIGReg's spectrum, on the same embeddings), EMA update. It does not
-synchronise with the host; the loss and terms come back as device tensors. (On CUDA the AdamW update is
-torch's fused kernel; elsewhere it is :func:`~hamjepa.engine.optim.apply_adamw`, the same maths without the
-``item()`` calls of torch's CPU AdamW.) :class:`~hamjepa.engine.compiled_step.CompiledTrainStep` is the same
-step as one compiled graph (``train.step=compiled``).
+synchronise with the device; the loss and terms come back as device tensors. The AdamW update is
+``optimizer.step()``, torch's own ``torch.optim.AdamW`` on every device (fused kernel on CUDA, step counters on
+the device, no host read; foreach elsewhere, which reads each parameter's CPU step counter with ``item()`` to
+compute its bias corrections: host values, no device sync). :class:`~hamjepa.engine.compiled_step.CompiledTrainStep`
+is the same step as one compiled graph (``train.step=compiled``), whose update
+:func:`~hamjepa.engine.optim.apply_adamw` rounds as torch's CPU AdamW does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from torch import Tensor, nn
 
 from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.engine.module import JEPAModule, embed_views
-from hamjepa.engine.optim import AdamWGroup, adamw_groups, apply_adamw
 from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.models.ema import update_ema
 
@@ -67,9 +68,6 @@ class TrainStep:
         self.clip_grad_norm = clip_grad_norm
         self.target_encoder = target_encoder
         self.auxiliary = auxiliary if auxiliary is not None and auxiliary.active else None
-        self._fused = bool(optimizer.defaults.get("fused"))
-        self._params = [p for g in optimizer.param_groups for p in g["params"]]
-        self._groups: list[AdamWGroup] | None = None  # read at the first step, after a resume has loaded them
 
     @staticmethod
     def batches(
@@ -99,13 +97,7 @@ class TrainStep:
         out.loss.backward()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.clip_params, self.clip_grad_norm, foreach=True)
-        if self._fused:
-            self.optimizer.step()
-        else:
-            if self._groups is None:
-                self._groups = adamw_groups(self.optimizer)
-            lrs = [g["lr"] for g in self.optimizer.param_groups]
-            apply_adamw(self._groups, [p.grad for p in self._params], lrs)
+        self.optimizer.step()
         self.scheduler.step()
         if self.auxiliary is not None and z is not None:
             self.auxiliary.step(z, step)
