@@ -171,7 +171,9 @@ class Objective(nn.Module):
         counters (log-det projections) do it here, so that ``forward`` is a pure function of its tensor inputs
         (the compiled step, ``train.step=compiled``, makes the draws outside its graph and passes them in).
         ``z_shape`` is the ``[V, B, D]`` shape of the embeddings ``forward`` will receive. Call it once per
-        training step, before ``forward``. Here ``StepContext(step)`` (no draws).
+        training step, before ``forward``. Inside the compiled step's graph ``ctx.step`` is -1 (a Python step
+        would recompile it every step): put what ``forward`` needs from the step into the draws. Here
+        ``StepContext(step)`` (no draws).
         """
         return StepContext(step)
 
