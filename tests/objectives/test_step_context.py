@@ -32,8 +32,8 @@ def _objectives() -> list[torch.nn.Module]:
 
 
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["hamjepa", "lejepa", "visreg"])
-def test_one_context_evaluated_twice_gives_the_same_numbers(index: int) -> None:
-    """The draws live in the context, not in the module: forward twice with one context is the same call."""
+def test_draw_then_forward_equals_the_eager_step(index: int) -> None:
+    """A context made by ``draw`` and evaluated later (the compiled step's split) gives the eager numbers."""
     eager = _objectives()[index]
     twin = copy.deepcopy(eager)
     gen = torch.Generator().manual_seed(0)
@@ -42,8 +42,8 @@ def test_one_context_evaluated_twice_gives_the_same_numbers(index: int) -> None:
         want = at_step(eager, z, step)
         ctx = twin.draw(step, tuple(z.shape), z.device)
         assert ctx.step == step
-        got, again = twin(z, ctx), twin(z, ctx)
-        assert got.loss.item() == want.loss.item() == again.loss.item()
+        got = twin(z, ctx)
+        assert got.loss.item() == want.loss.item()
         assert {k: v.item() for k, v in got.terms.items()} == {k: v.item() for k, v in want.terms.items()}
     assert eager.state_dict().keys() == twin.state_dict().keys()
     for k, v in eager.state_dict().items():

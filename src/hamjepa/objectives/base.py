@@ -227,18 +227,23 @@ class Objective(nn.Module):
         """
         if not isinstance(z, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of shape [V, B, D], got {type(z).__name__}")
-        if z.ndim != 3:
+        return Objective.check_view_shape(tuple(z.shape), name=name, min_views=min_views)
+
+    @staticmethod
+    def check_view_shape(shape: tuple[int, ...], *, name: str = "z", min_views: int = 2) -> tuple[int, int, int]:
+        """:meth:`check_views` on a shape alone (e.g. the ``z_shape`` of :meth:`draw`)."""
+        if len(shape) != 3:
             raise ValueError(
-                f"{name} must have shape [V, B, D] (views, batch, dim), got a {z.ndim}-D tensor of "
-                f"shape {tuple(z.shape)}; reshape the encoder output [V*B, D] to [V, B, D]"
+                f"{name} must have shape [V, B, D] (views, batch, dim), got a {len(shape)}-D tensor of "
+                f"shape {shape}; reshape the encoder output [V*B, D] to [V, B, D]"
             )
-        v, b, d = z.shape
+        v, b, d = shape
         if v < min_views:
             raise ValueError(
-                f"{name} must hold at least {min_views} views on axis 0 (shape [V, B, D]), got shape {tuple(z.shape)}"
+                f"{name} must hold at least {min_views} views on axis 0 (shape [V, B, D]), got shape {shape}"
             )
         if b < 1 or d < 1:
-            raise ValueError(f"{name} must have a non-empty batch and dimension, got shape {tuple(z.shape)}")
+            raise ValueError(f"{name} must have a non-empty batch and dimension, got shape {shape}")
         return v, b, d
 
     @staticmethod

@@ -271,7 +271,7 @@ class HamJEPAObjective(Objective):
     # ------------------------------------------------------------------ forward
     def draw(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> StepContext:
         """Count the log-det floors' calls and fetch their projections (host side, see :meth:`Objective.draw`)."""
-        v, b, dim = z_shape
+        v, b, dim = self.check_view_shape(tuple(z_shape))
         projection_q = self.logdet_q.draw(dim // 2, v * b, device)
         projection_p = self.logdet_p.draw(dim - dim // 2, v * b, device)
         return StepContext(step, {"logdet_projection_q": projection_q, "logdet_projection_p": projection_p})
