@@ -5,7 +5,8 @@ Usage: python benchmarks/bench_objective_ops.py [--config configs/cifar100_hamje
 
 Builds the config's objective (with its predictor) exactly as training does, switches the residual-scale
 warm-up to epoch 1 (so the MLP force is live), runs one warm-up call (it draws the log-det projections),
-then profiles one forward (``objective(z)``) and one backward (``loss.backward()``) on CPU with
+then profiles one step's draws and forward (``objective(z, objective.draw(1, z_shape, device))``, what eager
+training runs) and one backward (``loss.backward()``) on CPU with
 ``torch.profiler`` and counts the *top-level* ``aten::`` ops: those with no ``aten::`` op above them (what
 the Python/C++ dispatcher issues, i.e. one host dispatch each; ops nested inside another op are not
 counted). The count does not depend on the batch size. ``z`` is a seeded Gaussian ``[V, B, D]``.
@@ -23,7 +24,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from hamjepa.components import load_config
-from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.build import build_model
 from hamjepa.provenance import provenance, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,18 +54,18 @@ def measure(config: Path, overrides: list[str], batch: int | None) -> dict[str, 
     """Top-level op counts of one forward and one backward of the config's objective (CPU, float32)."""
     cfg = load_config(config, overrides)
     torch.manual_seed(cfg.seed)
-    encoder = build_encoder(cfg)
+    encoder, objective = build_model(cfg)
     dim = encoder.output_dim(cfg.data.image_size)
-    objective = build_objective(cfg, encoder=encoder)
     objective.on_epoch_start(1)
     views = cfg.data.global_views + cfg.data.local_views
     b = batch or cfg.data.batch_size
     z = torch.randn(views, b, dim, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
-    objective(z, step=0).loss.backward()  # warm-up: first-call work (projection draw) is not counted
+    objective(z, objective.draw(0, tuple(z.shape), z.device)).loss.backward()  # warm-up: first-call work
+    # (the projection draw) is not counted
     objective.zero_grad(set_to_none=True)
     z.grad = None
     with profile(activities=[ProfilerActivity.CPU]) as fwd:
-        out = objective(z, step=1)
+        out = objective(z, objective.draw(1, tuple(z.shape), z.device))
     with profile(activities=[ProfilerActivity.CPU]) as bwd:
         out.loss.backward()
     counts = {"forward": top_level_aten_ops(fwd), "backward": top_level_aten_ops(bwd)}

@@ -14,6 +14,7 @@ from torch import nn
 from hamjepa.diagnostics.learned_predictor import dense_jacobian, diagnose_predictor, jvp
 from hamjepa.diagnostics.learned_report import run_dir_diagnostics, write_predictor_report
 from hamjepa.dynamics import HamiltonianPredictor, MLPPredictor
+from hamjepa.objectives import HamJEPAObjective, LeJEPAObjective
 
 DIM = 16
 
@@ -119,10 +120,11 @@ def test_report_and_run_dir_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     import hamjepa.diagnostics.learned_report as learned_report
 
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, DIM))
+    encoder.split_qp = True  # z = [q; p]: the symplecticity checks apply
     run = SimpleNamespace(
         config={"name": "fake"},
         encoder=encoder,
-        objective=SimpleNamespace(predictor=_hamiltonian()),
+        objective=HamJEPAObjective(predictor=_hamiltonian()),
         checkpoint_path=tmp_path / "checkpoints" / "last.pt",
     )
     images = torch.randint(0, 256, (5, 3, 4, 4), dtype=torch.uint8)
@@ -140,8 +142,8 @@ def test_report_and_run_dir_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert (out / name).is_file(), name
     assert json.loads((out / "predictor_diagnostics.json").read_text())["dim"] == DIM
 
-    run.objective = SimpleNamespace()  # e.g. LeJEPA: no predictor
-    with pytest.raises(ValueError, match="no `predictor`"):
+    run.objective = LeJEPAObjective()  # no predictor
+    with pytest.raises(ValueError, match="has no predictor"):
         run_dir_diagnostics(tmp_path, num_states=2)
     assert math.isfinite(result["rollout"]["norm_ratio_final"]["median"])
     written = write_predictor_report({**result, "dense": None, "rollout": None}, tmp_path / "bare")

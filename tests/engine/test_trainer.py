@@ -13,7 +13,7 @@ from hamjepa.engine.bench import benchmark_training
 from hamjepa.engine.nonfinite import NonFiniteLossError
 from hamjepa.engine.trainer import Trainer
 from hamjepa.evaluation.callbacks import callbacks_from_config
-from hamjepa.objectives.base import ObjectiveOutput
+from hamjepa.objectives.base import ObjectiveOutput, StepContext
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def test_non_finite_loss_stops_with_step_and_terms_and_keeps_last_good_checkpoin
     trainer = Trainer(cfg, run_dir=tmp_path / "run")
     original = trainer.objective.forward
 
-    def poisoned(z: torch.Tensor, *, step: int, z_target: torch.Tensor | None = None) -> ObjectiveOutput:
-        out = original(z, step=step, z_target=z_target)
+    def poisoned(z: torch.Tensor, ctx: StepContext, z_target: torch.Tensor | None = None) -> ObjectiveOutput:
+        out, step = original(z, ctx, z_target), ctx.step
         if step == 5:  # the 6th optimiser step (epoch 2, batch 2)
             return ObjectiveOutput(out.loss * float("nan"), {**out.terms, "pred": out.terms["pred"] * float("inf")})
         return out
@@ -50,8 +50,8 @@ def test_non_finite_loss_in_the_first_epoch_says_that_nothing_was_saved(tmp_path
     trainer = Trainer(cfg, run_dir=tmp_path / "run")
     original = trainer.objective.forward
 
-    def poisoned(z: torch.Tensor, *, step: int, z_target: torch.Tensor | None = None) -> ObjectiveOutput:
-        out = original(z, step=step, z_target=z_target)
+    def poisoned(z: torch.Tensor, ctx: StepContext, z_target: torch.Tensor | None = None) -> ObjectiveOutput:
+        out, step = original(z, ctx, z_target), ctx.step
         return ObjectiveOutput(out.loss * float("nan"), out.terms) if step == 0 else out
 
     trainer.objective.forward = poisoned  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from tests.engine.helpers import tiny_config, write_tiny_cifar
 
-from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.build import build_model
 from hamjepa.engine.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from hamjepa.engine.run_logger import RunLogger
 
@@ -18,9 +18,8 @@ def make_run(root: Path, config: str = "cifar100_hamjepa", **overrides: object) 
     data = write_tiny_cifar(root / "tiny.npz")
     cfg = tiny_config(config, data, **overrides)
     torch.manual_seed(0)
-    encoder = build_encoder(cfg)
+    encoder, objective = build_model(cfg)
     size = cfg.data.image_size
-    objective = build_objective(cfg, encoder=encoder)
     encoder.train()
     with torch.no_grad():
         for _ in range(2):

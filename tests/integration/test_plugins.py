@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from hamjepa.distributed import all_reduce_sum
-from hamjepa.objectives import Objective, ObjectiveOutput, register_objective
+from hamjepa.objectives import Objective, ObjectiveOutput, StepContext, register_objective
 
 
 @register_objective("{NAME}")
@@ -40,7 +40,7 @@ class PluginViewMSE(Objective):
         super().__init__()
         self.budget_weight = budget_weight
 
-    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
         self.check_views(z)
         z = z.float()
         stats = all_reduce_sum(torch.stack([(z[0] - z[1]).pow(2).sum(), z.pow(2).sum(), z.new_tensor(z[0].numel())]))

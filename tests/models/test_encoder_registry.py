@@ -11,7 +11,7 @@ import yaml
 
 from hamjepa.components import config_from_dict, load_config
 from hamjepa.config import ConfigError
-from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.build import build_encoder, build_objective, encoder_context
 from hamjepa.models import (
     DEFAULT_ENCODER,
     Encoder,
@@ -104,7 +104,7 @@ def test_objectives_get_the_layout_the_encoder_declares(tmp_path: Path) -> None:
     cfg = config_from_dict(values)
     encoder = build_encoder(cfg)
     assert encoder.token_layout(32) == TokenLayout(grid=(4, 4), channels=16, split_qp=False)
-    objective = build_objective(cfg, encoder=encoder)
+    objective = build_objective(cfg, encoder_context(cfg, encoder))
     layout = objective.metric.layout
     assert layout is not None and (layout.side, layout.channels) == (4, 16)
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.objectives._objectives_testutils import at_step
 
 from hamjepa.components import config_from_dict
-from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.build import build_encoder, build_model
 from hamjepa.errors import HamjepaError
 from hamjepa.models import ViTTokenEncoder, flatten_tokens
 
@@ -96,13 +97,12 @@ def test_every_objective_trains_on_the_vit_output(config: str) -> None:
     values = _vit_config(config)
     cfg = config_from_dict(values)
     torch.manual_seed(0)
-    encoder = build_encoder(cfg)
-    objective = build_objective(cfg, encoder=encoder)
+    encoder, objective = build_model(cfg)
     z = encoder(torch.randn(2 * 4, 3, 32, 32)).reshape(2, 4, -1)  # [V, B, D], view-major
     assert z.shape[-1] == 4 * 4 * 8
     kwargs = {"z_target": z.detach()} if getattr(objective, "needs_target_encoder", False) else {}
     objective.on_epoch_start(1)
-    out = objective(z, step=0, **kwargs)
+    out = at_step(objective, z, 0, **kwargs)
     out.loss.backward()
     assert torch.isfinite(out.loss)
     assert encoder.backbone.patch_embed.proj.weight.grad is not None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from torch import nn
+from torch import Tensor, nn
+
+from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.sigreg import SIGReg
 
 
 def make_hamiltonian_predictor(dim: int, *, hidden_dim: int = 8, residual_scale: float = 0.02) -> nn.Module:
@@ -58,3 +61,13 @@ def np_logdet_stats(cov: np.ndarray) -> tuple[float, float, float]:
 
 def np_mean_penalty(z: np.ndarray) -> float:
     return float(np.mean(np.mean(z, axis=0) ** 2))
+
+
+def at_step(objective: Objective, z: Tensor, step: int = 0, z_target: Tensor | None = None) -> ObjectiveOutput:
+    """What eager training runs for ``z [V, B, D]`` at ``step``: the objective's draws, then its forward."""
+    return objective(z, objective.draw(step, tuple(z.shape), z.device), z_target)
+
+
+def sigreg_at(sigreg: SIGReg, z: Tensor, step: int = 0) -> Tensor:
+    """SIGReg of ``z [V, B, D]`` or ``[B, D]`` with the directions of ``step``."""
+    return sigreg(z, sigreg.directions(z.shape[-1], step, z.device))

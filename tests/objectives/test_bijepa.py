@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.objectives._objectives_testutils import at_step
 from torch import nn
 
 from hamjepa.models.ema import make_target_encoder, update_ema
@@ -81,7 +82,7 @@ def test_loss_is_weighted_sum_of_directions() -> None:
     torch.manual_seed(1)
     obj = BiJEPAObjective(6, alpha=0.3, hidden_dim=10)
     z, zt = torch.randn(2, 5, 6), torch.randn(2, 5, 6)
-    out = obj(z, step=0, z_target=zt)
+    out = at_step(obj, z, 0, zt)
     fwd = F.mse_loss(obj.predictor_fwd(z[0]), zt[1])
     bwd = F.mse_loss(obj.predictor_bwd(z[1]), zt[0])
     torch.testing.assert_close(out.loss, 0.3 * fwd + 0.7 * bwd)
@@ -94,7 +95,7 @@ def test_alpha_one_is_classic_jepa() -> None:
     obj = BiJEPAObjective(6, alpha=1.0, hidden_dim=10)
     assert obj.predictor_bwd is None
     z, zt = torch.randn(2, 5, 6), torch.randn(2, 5, 6)
-    out = obj(z, step=0, z_target=zt)
+    out = at_step(obj, z, 0, zt)
     torch.testing.assert_close(out.loss, F.mse_loss(obj.predictor_fwd(z[0]), zt[1]))
     with pytest.raises(ValueError, match="backward predictor"):
         obj.predict(z[0], -1)
@@ -104,7 +105,7 @@ def test_targets_are_stop_gradient() -> None:
     obj = BiJEPAObjective(6, alpha=0.5, hidden_dim=10)
     z = torch.randn(2, 5, 6, requires_grad=True)
     zt = torch.randn(2, 5, 6, requires_grad=True)
-    obj(z, step=0, z_target=zt).loss.backward()
+    at_step(obj, z, 0, zt).loss.backward()
     assert zt.grad is None
     assert z.grad is not None and z.grad.abs().sum() > 0
 
@@ -118,7 +119,7 @@ def test_norm_modes() -> None:
     # Restrictive: embeddings live on the unit sphere, so the loss ignores their scale.
     obj = BiJEPAObjective(6, norm_mode="restrictive", hidden_dim=10)
     z, zt = torch.randn(2, 5, 6), torch.randn(2, 5, 6)
-    torch.testing.assert_close(obj(z, step=0, z_target=zt).loss, obj(7.0 * z, step=0, z_target=0.2 * zt).loss)
+    torch.testing.assert_close(at_step(obj, z, 0, zt).loss, at_step(obj, 7.0 * z, 0, 0.2 * zt).loss)
     with pytest.raises(ValueError, match="norm_mode"):
         norm_mode_settings("layernorm")
 
@@ -126,11 +127,11 @@ def test_norm_modes() -> None:
 def test_bad_inputs_raise() -> None:
     obj = BiJEPAObjective(6)
     with pytest.raises(ValueError, match="z_target"):
-        obj(torch.randn(2, 3, 6), step=0)
+        at_step(obj, torch.randn(2, 3, 6), 0)
     with pytest.raises(ValueError, match="exactly 2 views"):
-        obj(torch.randn(3, 3, 6), step=0, z_target=torch.randn(3, 3, 6))
+        at_step(obj, torch.randn(3, 3, 6), 0, torch.randn(3, 3, 6))
     with pytest.raises(ValueError, match="embed_dim"):
-        obj(torch.randn(2, 3, 4), step=0, z_target=torch.randn(2, 3, 4))
+        at_step(obj, torch.randn(2, 3, 4), 0, torch.randn(2, 3, 4))
     with pytest.raises(ValueError, match="alpha"):
         BiJEPAObjective(6, alpha=1.5)
     with pytest.raises(ValueError, match="momentum"):

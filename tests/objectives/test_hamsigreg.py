@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tests.objectives._objectives_testutils import at_step
 
 from hamjepa.engine.auxiliary import AuxiliaryOptimizer
 from hamjepa.objectives import HamMetric, HamSIGRegObjective, LeJEPAObjective, get_objective_class
@@ -150,7 +151,7 @@ def test_identity_metric_equals_sigreg_exactly() -> None:
     z1, z2 = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
     ham = HamSIGRegObjective(16, metric="identity", num_slices=8)
     ref = LeJEPAObjective(num_slices=8)
-    out, out_ref = ham(z1, step=5), ref(z2, step=5)
+    out, out_ref = at_step(ham, z1, 5), at_step(ref, z2, 5)
     assert torch.equal(out.loss, out_ref.loss)
     assert torch.equal(out.terms["sigreg"], out_ref.terms["sigreg"])
     out.loss.backward()
@@ -164,7 +165,7 @@ def test_sigreg_is_taken_in_ham_coordinates() -> None:
     z = torch.randn(2, 32, 32)
     obj = HamSIGRegObjective(32, metric="chain", num_slices=8)
     ref = LeJEPAObjective(num_slices=8)
-    assert torch.equal(obj(z, step=2).terms["sigreg"], ref(obj.ham_coordinates(z), step=2).terms["sigreg"])
+    assert torch.equal(at_step(obj, z, 2).terms["sigreg"], at_step(ref, obj.ham_coordinates(z), 2).terms["sigreg"])
     assert torch.equal(obj.feature_readouts()["ham"](z[0]), obj.metric.apply_sqrt(z[0]))
 
 
@@ -183,7 +184,7 @@ def test_raw_spectrum_is_not_trained_by_the_returned_loss() -> None:
     assert obj.metric.raw_parameters() and all(not p.requires_grad for p in obj.metric.raw_parameters())
     assert [p for p in obj.parameters() if p.requires_grad] == []  # nothing for the engine's AdamW
     z = _batch(0).requires_grad_(True)
-    obj(z, step=0).loss.backward()
+    at_step(obj, z, 0).loss.backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
     assert all(p.grad is None for p in obj.metric.raw_parameters())
 
@@ -193,7 +194,7 @@ def _train_steps(obj: HamSIGRegObjective, aux: AuxiliaryOptimizer, steps: range)
     losses = []
     for step in steps:
         z = _batch(step)
-        losses.append(obj(z, step=step).loss)
+        losses.append(at_step(obj, z, step).loss)
         aux.step(z, step)
     return losses
 
@@ -310,11 +311,11 @@ def test_registered_and_config_builds_the_token_layout() -> None:
     from pathlib import Path
 
     from hamjepa.components import load_config
-    from hamjepa.engine.build import build_encoder, build_objective
+    from hamjepa.engine.build import build_model
 
     assert get_objective_class("hamsigreg") is HamSIGRegObjective
     cfg = load_config(Path(__file__).parents[2] / "configs" / "cifar100_hamsigreg.yaml")
-    obj = build_objective(cfg, encoder=build_encoder(cfg))
+    _, obj = build_model(cfg)
     assert isinstance(obj, HamSIGRegObjective)
     layout = obj.metric.layout
     assert layout is not None and (layout.blocks, layout.side, layout.channels) == (1, 8, 32)

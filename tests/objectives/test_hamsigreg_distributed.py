@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from tests.objectives._objectives_testutils import at_step
 from tests.ranks import run_on_ranks
 
 from hamjepa.engine.auxiliary import AuxiliaryOptimizer
@@ -39,7 +40,7 @@ def _compute(rank: int, world: int) -> dict[str, torch.Tensor]:
     for step in range(2):
         z = _batch(step)[:, rank * shard : (rank + 1) * shard].clone().requires_grad_(True)
         aux.step(z, step)  # step 0 and 1: an H-update, then the loss with the new spectrum
-        res = obj(z, step=step)
+        res = at_step(obj, z, step)
         res.loss.backward()
         out[f"loss{step}"] = res.loss.detach()
         out[f"grad{step}"] = z.grad.clone()

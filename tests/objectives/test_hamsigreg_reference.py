@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.objectives._objectives_testutils import at_step, sigreg_at
 
 from hamjepa.objectives import HamMetric, HamSIGRegObjective
 from hamjepa.objectives.ham_metric import radial_bins
@@ -116,15 +117,15 @@ def test_h_step_loss_defaults_to_sigreg_alone_with_fresh_directions() -> None:
     penalty = obj.metric.spectral_penalty(alpha=3.0, beta=1.0, **obj.penalty_kwargs)
     assert float(penalty) > 0
     log_lam = obj.metric.log_spectrum(raw, alpha=3.0, beta=1.0)
-    sig_h = obj.h_sigreg(obj.metric.apply_sqrt(z, log_lam), step=5)
-    sig_encoder = obj.sigreg(obj.metric.apply_sqrt(z, log_lam), step=5)
+    sig_h = sigreg_at(obj.h_sigreg, obj.metric.apply_sqrt(z, log_lam), 5)
+    sig_encoder = sigreg_at(obj.sigreg, obj.metric.apply_sqrt(z, log_lam), 5)
     assert not torch.equal(obj.h_sigreg.directions(32, 5, z.device), obj.sigreg.directions(32, 5, z.device))
     assert float(sig_h) != float(sig_encoder)
     assert torch.equal(obj.auxiliary_loss(z, 5), obj.lambda_reg * sig_h)
     weighted = _objective(alpha=3.0, spectral_weight=1.0)
     torch.testing.assert_close(weighted.auxiliary_loss(z, 5), obj.lambda_reg * sig_h + penalty, rtol=1e-15, atol=0)
     # the weighted penalty is part of the logged total too (a constant for the encoder)
-    out, out_w = obj(z, step=5), weighted(z, step=5)
+    out, out_w = at_step(obj, z, 5), at_step(weighted, z, 5)
     torch.testing.assert_close(out_w.loss, out.loss + penalty, rtol=1e-15, atol=0)
     assert float(out_w.loss - out.loss) == pytest.approx(float(penalty), rel=1e-6)
     assert _objective(alpha=0.0).auxiliary_loss(z, 5) is None  # no H update while alpha is 0

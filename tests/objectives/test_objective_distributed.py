@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tests.objectives._objectives_testutils import make_hamiltonian_predictor
+from tests.objectives._objectives_testutils import at_step, make_hamiltonian_predictor, sigreg_at
 from tests.ranks import run_on_ranks
 
 from hamjepa.objectives import (
@@ -57,8 +57,8 @@ def _compute(rank: int, world: int) -> dict[str, dict[str, object]]:
         lambda z: ProjectedLogDetFloor(proj_dim=4, floor=1.0, pr_floor=0.99, eigmax_ceiling=0.05)(flat(z)).loss,
     )
     run("mean", lambda z: MeanPenalty()(flat(z)).loss)
-    run("sigreg", lambda z: SIGReg(num_slices=8)(z, step=3))
-    run("lejepa", lambda z: LeJEPAObjective()(z, step=3).loss)
+    run("sigreg", lambda z: sigreg_at(SIGReg(num_slices=8), z, 3))
+    run("lejepa", lambda z: at_step(LeJEPAObjective(), z, 3).loss)
 
     torch.manual_seed(0)
     objective = HamJEPAObjective(
@@ -67,7 +67,7 @@ def _compute(rank: int, world: int) -> dict[str, dict[str, object]]:
     terms: dict[str, torch.Tensor] = {}
 
     def hamjepa_loss(z: torch.Tensor) -> torch.Tensor:
-        out = objective(z, step=0)
+        out = at_step(objective, z, 0)
         terms.update(out.terms)
         return out.loss
 

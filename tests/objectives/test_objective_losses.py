@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from tests.objectives._objectives_testutils import make_hamiltonian_predictor, make_mlp_predictor
+from tests.objectives._objectives_testutils import at_step, make_hamiltonian_predictor, make_mlp_predictor, sigreg_at
 
 from hamjepa.objectives import (
     HamJEPAObjective,
@@ -39,7 +39,7 @@ def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def test_total_is_weighted_sum_of_terms_and_terms_are_detached_scalars() -> None:
     obj = _objective()
     z = _z().requires_grad_(True)
-    out = obj(z, step=0)
+    out = at_step(obj, z, 0)
     expected_keys = {
         "pred", "budget", "var", "logdet", "mean", "total", "q2", "p2", "q_std_min", "pr_q", "pr_p",
         "logdet_q", "logdet_p", "eigmax_q", "eigmax_p", "z_mean2", "cholesky_info_q", "cholesky_info_p",
@@ -73,7 +73,7 @@ def test_prediction_loss_matches_manual_bidirectional_formula(match: str, backwa
         return {"q": mq + 0.3 * mp, "qp": _mse(pred, tgt), "p": mp}[match]
 
     expected = 0.5 * (m(pred_ab, z[1]) + m(pred_ba, z[0]))
-    torch.testing.assert_close(obj(z, step=0).terms["pred"], expected.detach())
+    torch.testing.assert_close(at_step(obj, z, 0).terms["pred"], expected.detach())
 
 
 def test_unidirectional_detached_target_gets_no_prediction_gradient() -> None:
@@ -95,7 +95,7 @@ def test_unidirectional_detached_target_gets_no_prediction_gradient() -> None:
 def test_energy_term_matches_manual_formula() -> None:
     obj = _objective(energy_weight=0.1, bidirectional=False)
     z = _z()
-    out = obj(z, step=0)
+    out = at_step(obj, z, 0)
     pred = obj.predictor(z[0], direction=1)
     energy = (obj.predictor.energy(pred) - obj.predictor.energy(z[0])).square().mean()
     torch.testing.assert_close(out.terms["energy"], energy.detach())
@@ -107,7 +107,7 @@ def test_bidirectional_energy_term_matches_manual_formula_in_float64() -> None:
     """Both directions from one predictor call: per-direction energy errors, then the mean over directions."""
     obj = _objective(energy_weight=0.1).double()
     z = _z().double()
-    out = obj(z, step=0)
+    out = at_step(obj, z, 0)
     pred, energies = [], []
     for src, dst, direction in ((z[0], z[1], 1), (z[1], z[0], obj.backward_direction)):
         y = obj.predictor(src, direction=direction)
@@ -121,7 +121,7 @@ def test_bidirectional_energy_term_matches_manual_formula_in_float64() -> None:
 def test_std_floor_p_off_and_larger_view_count() -> None:
     obj = _objective(std_floor_p=None, std_floor_q=5.0)  # huge floor: only the q floor is active
     z = _z(v=3)
-    out = obj(z, step=0)
+    out = at_step(obj, z, 0)
     std_q = torch.sqrt(z.reshape(-1, D)[:, :8].var(0, unbiased=False) + 1e-4)
     torch.testing.assert_close(out.terms["var"], (5.0 - std_q).square().mean())
 
@@ -146,7 +146,7 @@ def test_mlp_hjepa_runs_with_mlp_predictor_and_rejects_warmup() -> None:
     torch.manual_seed(0)
     obj = MLPHJEPAObjective(predictor=make_mlp_predictor(D), logdet_proj_dim=4)
     z = _z().requires_grad_(True)
-    out = obj(z, step=0)
+    out = at_step(obj, z, 0)
     out.loss.backward()
     assert torch.isfinite(z.grad).all()
     obj.on_epoch_start(3)  # no-op, must not fail
@@ -167,7 +167,7 @@ def test_mlp_hjepa_runs_with_mlp_predictor_and_rejects_warmup() -> None:
 )
 def test_bad_embeddings_raise(z: torch.Tensor, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        _objective()(z, step=0)
+        at_step(_objective(), z, 0)
 
 
 @pytest.mark.parametrize(
@@ -189,28 +189,28 @@ def test_bad_hamjepa_arguments_raise(kwargs: dict, match: str) -> None:
 def test_target_encoder_output_is_rejected() -> None:
     z = _z()
     with pytest.raises(ValueError, match="z_target"):
-        _objective()(z, step=0, z_target=z)
+        at_step(_objective(), z, 0, z)
     with pytest.raises(ValueError, match="z_target"):
-        LeJEPAObjective()(z, step=0, z_target=z)
+        at_step(LeJEPAObjective(), z, 0, z)
 
 
 def test_lejepa_paper_code_and_upstream_combinations() -> None:
     z = _z(b=32)
-    sig = SIGReg(num_slices=64, n_points=9)(z, step=7)
-    paper = LeJEPAObjective(lambda_reg=0.02)(z, step=7)
+    sig = sigreg_at(SIGReg(num_slices=64, n_points=9), z, 7)
+    paper = at_step(LeJEPAObjective(lambda_reg=0.02), z, 7)
     inv_v2 = (z[0] - z[1]).square().mean() / 4  # mean (mu - z)^2 for V = Vg = 2
     torch.testing.assert_close(paper.terms["pred"], inv_v2)
     torch.testing.assert_close(paper.terms["sigreg"], sig)
     torch.testing.assert_close(paper.loss, 0.5 * inv_v2 + 0.02 * sig)
     # docs/spec.md §E.1: L_pred = (1/8) ||z0 - z1||^2 / (B D) for V = Vg = 2
     torch.testing.assert_close(0.5 * paper.terms["pred"], (z[0] - z[1]).square().sum() / (8 * 32 * D))
-    upstream = LeJEPAObjective(lambda_reg=0.3, combination="upstream")(z, step=7)
+    upstream = at_step(LeJEPAObjective(lambda_reg=0.3, combination="upstream"), z, 7)
     torch.testing.assert_close(upstream.loss, 0.7 * inv_v2 + 0.3 * sig)
 
 
 def test_lejepa_global_views_subset_and_validation() -> None:
     z = _z(v=4)
-    out = LeJEPAObjective(num_global_views=2)(z, step=0)
+    out = at_step(LeJEPAObjective(num_global_views=2), z, 0)
     mu = z[:2].mean(0)
     torch.testing.assert_close(out.terms["pred"], (mu - z).square().mean())
     for kwargs, match in [
@@ -221,7 +221,7 @@ def test_lejepa_global_views_subset_and_validation() -> None:
         with pytest.raises(ValueError, match=match):
             LeJEPAObjective(**kwargs)
     with pytest.raises(ValueError, match="num_global_views"):
-        LeJEPAObjective(num_global_views=5)(z, step=0)
+        at_step(LeJEPAObjective(num_global_views=5), z, 0)
 
 
 def test_registry_lookup_suggestions_and_duplicates() -> None:
@@ -245,13 +245,13 @@ def test_state_dict_round_trip_resumes_identically() -> None:
     obj = _objective(logdet_refresh=4)
     z = _z()
     for _ in range(3):
-        obj(z, step=0)
+        at_step(obj, z, 0)
     state = obj.state_dict()
     assert int(state["logdet_q.calls"]) == 3 and int(state["logdet_p.calls"]) == 3
     assert any(key.startswith("predictor.") for key in state)
     resumed = _objective(logdet_refresh=4)
     resumed.load_state_dict(state)
-    torch.testing.assert_close(resumed(z, step=0).loss, obj(z, step=0).loss, rtol=0, atol=0)
+    torch.testing.assert_close(at_step(resumed, z, 0).loss, at_step(obj, z, 0).loss, rtol=0, atol=0)
 
 
 def test_one_call_for_both_directions_equals_two_calls_in_float64() -> None:
@@ -268,7 +268,7 @@ def test_one_call_for_both_directions_equals_two_calls_in_float64() -> None:
     z = _z().double().requires_grad_(True)
     one = _objective(energy_weight=0.0).double()
     two = HamJEPAObjective(predictor=TwoCalls(copy.deepcopy(one.predictor)), logdet_proj_dim=4).double()
-    out_one, out_two = one(z, step=0), two(z, step=0)
+    out_one, out_two = at_step(one, z, 0), at_step(two, z, 0)
     (g_one,) = torch.autograd.grad(out_one.loss, z)
     (g_two,) = torch.autograd.grad(out_two.loss, z)
     torch.testing.assert_close(out_one.terms["pred"], out_two.terms["pred"], rtol=1e-13, atol=0)

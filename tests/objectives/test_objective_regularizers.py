@@ -15,12 +15,8 @@ from tests.objectives._objectives_testutils import (
     np_variance_floor,
 )
 
-from hamjepa.objectives.regularizers import (
-    MeanPenalty,
-    ProjectedLogDetFloor,
-    ScaleBudget,
-    VarianceFloor,
-)
+from hamjepa.objectives.floors import ProjectedLogDetFloor
+from hamjepa.objectives.regularizers import MeanPenalty, ScaleBudget, VarianceFloor
 
 
 def _anisotropic(n: int, d: int, seed: int = 0) -> torch.Tensor:

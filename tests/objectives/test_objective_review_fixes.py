@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.objectives._objectives_testutils import make_hamiltonian_predictor
+from tests.objectives._objectives_testutils import at_step, make_hamiltonian_predictor
 
 from hamjepa.objectives.bijepa import BiJEPAObjective
 from hamjepa.objectives.hamjepa import HamJEPAObjective
@@ -17,8 +17,8 @@ def test_bijepa_accepts_bf16_embeddings_like_the_other_objectives() -> None:
     obj = BiJEPAObjective(6, hidden_dim=8)
     z = torch.randn(2, 5, 6)
     zt = torch.randn(2, 5, 6)
-    ref = obj(z.bfloat16().float(), step=0, z_target=zt.bfloat16().float())
-    out = obj(z.bfloat16(), step=0, z_target=zt.bfloat16())
+    ref = at_step(obj, z.bfloat16().float(), 0, zt.bfloat16().float())
+    out = at_step(obj, z.bfloat16(), 0, zt.bfloat16())
     assert out.loss.dtype == torch.float32
     torch.testing.assert_close(out.loss, ref.loss)
 
@@ -42,7 +42,7 @@ def test_objective_step_builds_no_tensors_from_host_values(name: str, monkeypatc
     else:
         obj = LeJEPAObjective(num_slices=4)
     _forbid_host_to_device_tensors(monkeypatch)
-    out = obj(z, step=3)
+    out = at_step(obj, z, 3)
     out.loss.backward()
     assert torch.isfinite(out.loss)
     assert z.grad is not None and torch.isfinite(z.grad).all()
@@ -54,7 +54,7 @@ def test_bijepa_keeps_float64_embeddings_in_float64() -> None:
     obj = BiJEPAObjective(6, hidden_dim=8).double()
     z = torch.randn(2, 5, 6, dtype=torch.float64)
     zt = torch.randn(2, 5, 6, dtype=torch.float64)
-    out = obj(z, step=0, z_target=zt)
+    out = at_step(obj, z, 0, zt)
     assert out.loss.dtype == torch.float64
     expected = obj.alpha * torch.mean((obj.predictor_fwd(z[0]) - zt[1]) ** 2) + (1 - obj.alpha) * torch.mean(
         (obj.predictor_bwd(z[1]) - zt[0]) ** 2

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tests.objectives._objectives_testutils import sigreg_at
 
 from hamjepa.objectives.sigreg import SIGReg, epps_pulley_knots, expected_gaussian_statistic
 
@@ -32,7 +33,7 @@ def test_gaussian_data_gives_expected_statistic() -> None:
     assert expected == pytest.approx(1.052, abs=1e-3)  # docs/spec.md §E.2 reference magnitude
     g = torch.Generator().manual_seed(0)
     z = torch.randn(2, 2048, 64, generator=g)
-    stat = SIGReg(num_slices=256)(z, step=0)
+    stat = sigreg_at(SIGReg(num_slices=256), z, 0)
     # mean of 512 (nearly independent) slice statistics, each with std < 1: 3 sigma < 0.13
     assert stat.item() == pytest.approx(expected, abs=0.13)
 
@@ -42,15 +43,15 @@ def test_collapsed_data_gives_closed_form() -> None:
     t, w = epps_pulley_knots(9, 3.0)
     per_sample = float((w * (1 - torch.exp(-0.5 * t.square())).square()).sum())
     assert per_sample == pytest.approx(0.4015, abs=1e-4)  # docs/spec.md §E.2 reference magnitude
-    stat = SIGReg()(torch.zeros(2, b, 32), step=5)
+    stat = sigreg_at(SIGReg(), torch.zeros(2, b, 32), 5)
     assert stat.item() == pytest.approx(per_sample * b, rel=1e-5)
 
 
 def test_gaussian_input_scores_lower_than_uniform_input() -> None:
     g = torch.Generator().manual_seed(1)
     sig = SIGReg(num_slices=128, n_points=17)
-    gauss = sig(torch.randn(512, 128, generator=g), step=0)
-    uniform = sig(torch.rand(512, 128, generator=g), step=0)
+    gauss = sigreg_at(sig, torch.randn(512, 128, generator=g), 0)
+    uniform = sigreg_at(sig, torch.rand(512, 128, generator=g), 0)
     assert gauss < uniform
 
 
@@ -65,7 +66,7 @@ def test_directions_are_unit_norm_and_seeded_by_step_and_seed() -> None:
 
 def test_backward_gives_finite_gradients() -> None:
     z = (torch.randn(2, 64, 16) * 3 + 1).requires_grad_(True)
-    SIGReg()(z, step=0).backward()
+    sigreg_at(SIGReg(), z, 0).backward()
     assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
 
 
@@ -77,4 +78,4 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="num_slices"):
         SIGReg(num_slices=0)
     with pytest.raises(ValueError, match=r"\[V, B, D\]"):
-        SIGReg()(torch.randn(4), step=0)
+        sigreg_at(SIGReg(), torch.randn(4), 0)

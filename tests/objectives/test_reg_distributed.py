@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.objectives._objectives_testutils import at_step
 from tests.ranks import run_on_ranks
 
 from hamjepa.objectives import VICRegObjective, VISRegObjective
@@ -40,7 +41,7 @@ def _compute(rank: int, world: int) -> dict[str, dict[str, torch.Tensor]]:
     results: dict[str, dict[str, torch.Tensor]] = {}
     for name, objective in _objectives().items():
         z = _fixed_batch()[:, rank * shard : (rank + 1) * shard].clone().requires_grad_(True)
-        out = objective(z, step=STEP)
+        out = at_step(objective, z, STEP)
         out.loss.backward()
         results[name] = {"loss": out.loss.detach(), "grad": z.grad.clone(), **out.terms}
         if isinstance(objective, VISRegObjective):

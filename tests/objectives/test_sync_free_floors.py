@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.objectives._objectives_testutils import make_hamiltonian_predictor
+from tests.objectives._objectives_testutils import at_step, make_hamiltonian_predictor
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 
+from hamjepa.objectives.floors import ProjectedLogDetFloor
 from hamjepa.objectives.hamjepa import HamJEPAObjective
-from hamjepa.objectives.regularizers import ProjectedLogDetFloor
 
 SYNC_OPS = {"aten::item", "aten::_local_scalar_dense"}
 ACTIVE = {"floor": 0.0, "pr_floor": 1.0, "eigmax_ceiling": 0.01}  # every hinge active: all three gradients
@@ -138,7 +138,7 @@ def test_cholesky_status_is_a_device_tensor_reporting_failure() -> None:
 
 def _sync_ops(objective: HamJEPAObjective, z: Tensor) -> set[str]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        objective(z, step=0).loss.backward()
+        at_step(objective, z, 0).loss.backward()
     return {e.name for e in prof.events()} & SYNC_OPS
 
 
@@ -148,10 +148,10 @@ def test_objective_forward_backward_runs_no_host_sync() -> None:
     kwargs = {"logdet_proj_dim": 6}
     fast = HamJEPAObjective(predictor=make_hamiltonian_predictor(16), **kwargs)
     fast.on_epoch_start(1)
-    fast(z, step=0)  # the first call draws the projection (host-side QR on CPU, by design)
+    at_step(fast, z, 0)  # the first call draws the projection (host-side QR on CPU, by design)
     assert _sync_ops(fast, z) == set()
     exact = HamJEPAObjective(predictor=make_hamiltonian_predictor(16), logdet_method="exact", **kwargs)
-    exact(z, step=0)
+    at_step(exact, z, 0)
     assert _sync_ops(exact, z) == SYNC_OPS  # eigvalsh checks its status: the reason for the fast path
 
 
@@ -173,7 +173,7 @@ def test_objective_values_and_gradients_match_the_exact_path_in_float64() -> Non
         ).double()
         objective.on_epoch_start(1)
         z_in = z.clone().requires_grad_(True)
-        out = objective(z_in, step=0)
+        out = at_step(objective, z_in, 0)
         out.loss.backward()
         results.append((out, z_in.grad, [p.grad for p in objective.parameters()]))
     (fast, fast_gz, fast_gp), (exact, exact_gz, exact_gp) = results
@@ -194,13 +194,14 @@ def test_objective_fast_path_traces_as_one_graph() -> None:
     objective = HamJEPAObjective(predictor=make_hamiltonian_predictor(16), logdet_proj_dim=4)
     objective.on_epoch_start(1)
     z = torch.randn(2, 12, 16, requires_grad=True)
-    objective(z, step=0)  # draws the projection (host-side, outside the captured step)
-    eager = objective(z, step=1).loss
+    at_step(objective, z, 0)  # draws the projection (host-side, outside the captured step)
+    eager = at_step(objective, z, 1).loss
     twin = copy.deepcopy(objective)
-    compiled = torch.compile(lambda x: twin(x, step=2).loss, backend="aot_eager", fullgraph=True)
-    got = compiled(z)
+    ctx = twin.draw(2, tuple(z.shape), z.device)  # host side, outside the graph; the draws go in as inputs
+    compiled = torch.compile(lambda x, c: twin(x, c).loss, backend="aot_eager", fullgraph=True)
+    got = compiled(z, ctx)
     got.backward()
-    torch.testing.assert_close(got.detach(), objective(z, step=2).loss.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got.detach(), at_step(objective, z, 2).loss.detach(), rtol=1e-5, atol=1e-6)
     assert z.grad is not None and torch.isfinite(z.grad).all()
     assert torch.isfinite(eager)
 
@@ -222,7 +223,7 @@ def test_a_non_finite_batch_leaves_the_warm_start_and_later_losses_finite() -> N
 def test_changing_a_floor_after_construction_changes_the_loss() -> None:
     module = ProjectedLogDetFloor(method="sync_free", proj_dim=8, seed=3, **ACTIVE).double()
     x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    module.prepare(16, 64, x.device)
-    low = module(x, prepared=True).loss
+    projection = module.draw(16, 64, x.device)
+    low = module(x, projection=projection).loss
     module.floor = 5.0  # a higher log-det floor: the hinge grows
-    assert module(x, prepared=True).loss > low
+    assert module(x, projection=projection).loss > low

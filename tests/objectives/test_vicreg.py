@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tests.objectives._objectives_testutils import at_step
 
 from hamjepa.objectives import VICRegObjective, get_objective_class
 from hamjepa.objectives.vicreg import vicreg_terms
@@ -30,7 +31,7 @@ def test_every_term_on_a_hand_computed_case() -> None:
     assert terms["variance"].item() == pytest.approx((1 - math.sqrt(EPS)) / 2 / 2, abs=1e-15)
     # covariance: view 1 no off-diagonal, view 2 (2^2 + 2^2) / D = 4; (2 / V) * sum = 4
     assert terms["covariance"].item() == pytest.approx(4.0, abs=1e-15)
-    out = VICRegObjective()(z, step=0)
+    out = at_step(VICRegObjective(), z, 0)
     assert out.loss.item() == pytest.approx(25 * 0.5 + 25 * 0.2475 + 4.0, abs=1e-12)
     assert set(out.terms) == {"invariance", "variance", "covariance", "total"}
 
@@ -65,7 +66,7 @@ def test_equals_lightly_vicreg_loss_and_gradient_in_float64() -> None:
     loss_mod = pytest.importorskip("lightly.loss", reason="lightly is the reference; install hamjepa[test-ref]")
     g = torch.Generator().manual_seed(3)
     z = (torch.randn(2, 24, 12, generator=g, dtype=torch.float64) * torch.linspace(0.2, 1.4, 12)).requires_grad_()
-    ours = VICRegObjective()(z, step=0).loss
+    ours = at_step(VICRegObjective(), z, 0).loss
     (grad,) = torch.autograd.grad(ours, z)
     z_ref = z.detach().clone().requires_grad_()
     ref = loss_mod.VICRegLoss()(z_ref[0], z_ref[1])
@@ -86,7 +87,7 @@ def test_expander_feeds_the_terms_and_trains() -> None:
         (16, 8, False),
     ]
     z = torch.randn(2, 10, 6, dtype=torch.float64)
-    out = objective(z, step=0)
+    out = at_step(objective, z, 0)
     objective.train()
     expanded = objective.expander(z.reshape(20, 6)).reshape(2, 10, 8)
     torch.testing.assert_close(out.loss, loss_mod.VICRegLoss()(expanded[0], expanded[1]), rtol=1e-12, atol=1e-12)
@@ -96,7 +97,7 @@ def test_expander_feeds_the_terms_and_trains() -> None:
 
 def test_a_single_sample_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2 samples"):
-        VICRegObjective()(torch.randn(2, 1, 4), step=0)
+        at_step(VICRegObjective(), torch.randn(2, 1, 4), 0)
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,10 @@ from typing import ClassVar
 
 import pytest
 import torch
+from tests.objectives._objectives_testutils import at_step
 
 from hamjepa.objectives import VISRegObjective, get_objective_class
+from hamjepa.objectives.base import StepContext
 from hamjepa.objectives.visreg import normal_quantiles, visreg_terms
 
 EPS = 1e-4
@@ -114,12 +116,13 @@ def test_forward_is_combine_of_the_terms_with_this_steps_directions() -> None:
     g = torch.Generator().manual_seed(2)
     z = torch.randn(2, 8, 6, generator=g, dtype=torch.float64)
     objective = VISRegObjective(lam=0.6, num_slices=16)
-    out = objective(z, step=7)
+    out = at_step(objective, z, 7)
     terms = visreg_terms(z, objective.draw_directions(7, 6, CPU))
     torch.testing.assert_close(out.loss, objective.combine(terms), rtol=1e-14, atol=1e-14)
     assert set(out.terms) == {"pred", "center", "scale", "shape", "total"}
-    objective.prepare_step(7, tuple(z.shape), CPU)
-    torch.testing.assert_close(objective(z, step=None).loss, out.loss, rtol=0, atol=0)
+    ctx = objective.draw(7, tuple(z.shape), CPU)
+    assert torch.equal(ctx.draws["directions"], objective.draw_directions(7, 6, CPU))
+    torch.testing.assert_close(objective(z, ctx).loss, out.loss, rtol=0, atol=0)
 
 
 def test_directions_are_unit_seeded_by_step_and_shared_by_both_modes_on_one_process() -> None:
@@ -133,9 +136,9 @@ def test_directions_are_unit_seeded_by_step_and_shared_by_both_modes_on_one_proc
     assert torch.equal(a, VISRegObjective(num_slices=64, seed=3, ddp="per_device").draw_directions(4, 10, CPU))
 
 
-def test_step_none_without_prepare_step_says_what_to_do() -> None:
-    with pytest.raises(ValueError, match="prepare_step"):
-        VISRegObjective(num_slices=4)(torch.randn(2, 4, 3), step=None)
+def test_a_context_without_the_draws_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match=r"no draw 'directions'.*objective.draw\(step"):
+        VISRegObjective(num_slices=4)(torch.randn(2, 4, 3), StepContext(0))
 
 
 @pytest.mark.parametrize(

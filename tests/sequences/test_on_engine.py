@@ -45,7 +45,7 @@ def _former_loop(encoder: nn.Module, objective: nn.Module, batches: Iterator, *,
         if target is not None:
             with torch.no_grad():
                 z_target = encode_pair(target, x, y)
-        out = objective(z, step=step, z_target=z_target)
+        out = objective(z, objective.draw(step, tuple(z.shape), z.device), z_target)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()

@@ -13,6 +13,10 @@ Checks (``Omega = [[0, I], [-I, 0]]``, ``J`` = Jacobian of the forward map at a 
   trick (``torch.autograd.functional.jvp``, plain eager reverse mode; ``torch.func.jvp`` cannot trace the
   predictors' internal ``torch.autograd.grad`` force computation).
 * **forward-backward reconstruction**: ``|Psi_{-h}(Psi_h(z)) - z|`` (absolute and relative to ``|z|``).
+
+The symplecticity entries need a phase space ``z = [q; p]`` and the reconstruction a backward map: with
+``symplectic=False`` / ``reversible=False`` (a BiJEPA run: no phase split; no backward predictor when
+``alpha = 1``) they are None with a note, and the remaining checks (volume change, rollout) still run.
 * **dense Jacobian on a few states** (``dense_samples``, only when ``D <= dense_max_dim``): the exact
   defect ``||J^T Omega J - Omega||_F``, the log-volume change ``log|det J|`` by ``slogdet``, and the
   reciprocal pairing of singular values (Lemma A.7: sorted ``s_i * s_{D+1-i} = 1`` for symplectic ``J``),
@@ -99,22 +103,26 @@ def _probe_defects(predictor: nn.Module, z: Tensor, probes: int, gen: torch.Gene
     return bilinear.reshape(n, probes).pow(2).mean(-1).sqrt()
 
 
-def _dense_checks(predictor: nn.Module, z: Tensor, chunk: int) -> dict[str, Any]:
+def _dense_checks(predictor: nn.Module, z: Tensor, chunk: int, *, symplectic: bool) -> dict[str, Any]:
     jac = dense_jacobian(predictor, z, chunk=chunk)
-    dim = z.shape[1]
-    omega = apply_omega(torch.eye(dim, dtype=z.dtype, device=z.device)).T  # columns Omega e_j
-    defect = torch.linalg.matrix_norm(jac.transpose(1, 2) @ omega @ jac - omega)
     sign, logabsdet = torch.linalg.slogdet(jac)
     sv = torch.linalg.svdvals(jac)  # descending
-    pairing = (torch.log(sv) + torch.log(sv.flip(-1))).abs()
-    return {
+    result: dict[str, Any] = {
         "samples": int(z.shape[0]),
-        "defect_frobenius": defect.cpu().tolist(),
+        "defect_frobenius": None,
         "log_abs_det": logabsdet.cpu().tolist(),
         "det_sign": sign.cpu().tolist(),
-        "singular_value_pairing_max_abs_log": pairing.max(-1).values.cpu().tolist(),
+        "singular_value_pairing_max_abs_log": None,
         "singular_values_first_sample": sv[0].cpu().tolist(),
     }
+    if symplectic:
+        dim = z.shape[1]
+        omega = apply_omega(torch.eye(dim, dtype=z.dtype, device=z.device)).T  # columns Omega e_j
+        defect = torch.linalg.matrix_norm(jac.transpose(1, 2) @ omega @ jac - omega)
+        pairing = (torch.log(sv) + torch.log(sv.flip(-1))).abs()
+        result["defect_frobenius"] = defect.cpu().tolist()
+        result["singular_value_pairing_max_abs_log"] = pairing.max(-1).values.cpu().tolist()
+    return result
 
 
 @torch.no_grad()
@@ -163,6 +171,8 @@ def diagnose_predictor(
     sliced_directions: int = 64,
     seed: int = 0,
     chunk: int = 4096,
+    symplectic: bool = True,
+    reversible: bool = True,
 ) -> dict[str, Any]:
     """Run the structural checks on ``predictor`` at ``states [N, D]`` (see the module docstring).
 
@@ -177,14 +187,20 @@ def diagnose_predictor(
         sliced_directions: random unit directions of the sliced-projection view of the rollout.
         seed: seed of the probe vectors and of the sliced directions.
         chunk: batch size of the JVP calls (memory knob).
+        symplectic: run the checks that need a phase space ``z = [q; p]`` (the probe symplecticity defect, the
+            dense defect and singular-value pairing); False (e.g. a BiJEPA run, whose ``z`` is not split) sets
+            them to None with a note and lets ``D`` be odd. The dense volume change ``log|det J|`` is kept.
+        reversible: run the forward-backward reconstruction (the predictor maps ``direction=-1``); False sets
+            ``reconstruction`` to None with a note.
 
     Returns:
         A JSON-serialisable dict with ``dim``, ``num_states``, ``predictor`` (class name),
         ``symplecticity`` (per-state probe estimates + stats), ``reconstruction``, ``dense`` (or ``None``)
         and ``rollout`` (or ``None``).
     """
-    if states.ndim != 2 or states.shape[1] % 2 or states.shape[0] < 1:
-        raise ValueError(f"states must be [N, D] with N >= 1 and even D, got shape {tuple(states.shape)}")
+    if states.ndim != 2 or states.shape[0] < 1 or (symplectic and states.shape[1] % 2):
+        need = "even D" if symplectic else "D >= 1"
+        raise ValueError(f"states must be [N, D] with N >= 1 and {need}, got shape {tuple(states.shape)}")
     for name, value in (("probes", probes), ("chunk", chunk)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -200,30 +216,38 @@ def diagnose_predictor(
     n, dim = z.shape
     gen = torch.Generator().manual_seed(seed)
 
-    defect = _probe_defects(model, z, probes, gen, chunk)
-    with torch.no_grad():
-        back = model(model(z, 1), -1)
-    recon = (back - z).norm(dim=-1)
     result: dict[str, Any] = {
         "predictor": type(predictor).__name__,
         "dim": dim,
         "num_states": n,
-        "symplecticity": {
+        "symplecticity": None,
+        "reconstruction": None,
+        "dense": None,
+        "rollout": None,
+    }
+    if symplectic:
+        defect = _probe_defects(model, z, probes, gen, chunk)
+        result["symplecticity"] = {
             "method": f"JVP probes ({probes} Gaussian pairs per state, double-backward), float64",
             "defect_frobenius_estimate": defect.cpu().tolist(),
             "defect": _stats(defect),
             "relative_defect": _stats(defect / math.sqrt(dim)),
-        },
-        "reconstruction": {
+        }
+    else:
+        result["symplecticity_note"] = "skipped: the states are not a phase space z = [q; p]"
+    if reversible:
+        with torch.no_grad():
+            back = model(model(z, 1), -1)
+        recon = (back - z).norm(dim=-1)
+        result["reconstruction"] = {
             "abs_error": _stats(recon),
             "relative_error": _stats(recon / z.norm(dim=-1).clamp_min(1e-300)),
             "per_state_abs_error": recon.cpu().tolist(),
-        },
-        "dense": None,
-        "rollout": None,
-    }
+        }
+    else:
+        result["reconstruction_note"] = "skipped: the predictor has no backward direction"
     if dense_samples and dim <= dense_max_dim:
-        result["dense"] = _dense_checks(model, z[:dense_samples], chunk)
+        result["dense"] = _dense_checks(model, z[:dense_samples], chunk, symplectic=symplectic)
     elif dense_samples:
         result["dense_note"] = f"skipped: D={dim} > dense_max_dim={dense_max_dim}"
     if rollout_steps:

@@ -14,6 +14,7 @@ on the objective's predictor and writes ``RUN_DIR/diagnostics/``::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from torch import Tensor, nn
 from hamjepa.data.from_config import build_eval_data_from_config
 from hamjepa.diagnostics.learned_predictor import diagnose_predictor
 from hamjepa.engine.checkpoint import load_run
+from hamjepa.objectives.base import Objective
 
-__all__ = ["encode_test_states", "run_dir_diagnostics", "write_predictor_report"]
+__all__ = ["ObjectivePredictor", "encode_test_states", "run_dir_diagnostics", "write_predictor_report"]
 
 EPS64 = float(np.finfo(np.float64).eps)
 
@@ -50,25 +52,11 @@ def write_predictor_report(result: dict[str, Any], out_dir: str | Path) -> dict[
     name, dim = result["predictor"], result["dim"]
     written: dict[str, str] = {}
 
-    fig, (ax_d, ax_r) = _figure(2, f"{name} (D={dim}): structural checks in float64")
-    defect = np.maximum(np.asarray(result["symplecticity"]["defect_frobenius_estimate"]), EPS64)
-    ax_d.hist(np.log10(defect), bins=30, color="C2", label=f"{defect.size} states")
-    ax_d.axvline(np.log10(EPS64), color="k", ls="--", lw=0.8, label="float64 eps")
-    ax_d.set_xlabel("log10 ||JᵀΩJ − Ω||_F (probe estimate)")
-    ax_d.set_ylabel("count")
-    ax_d.set_title("symplecticity defect")
-    ax_d.legend(loc="best")
-    recon = np.maximum(np.asarray(result["reconstruction"]["per_state_abs_error"]), 1e-300)
-    ax_r.hist(np.log10(np.maximum(recon, EPS64 * 1e-3)), bins=30, color="C4", label=f"{recon.size} states")
-    ax_r.set_xlabel("log10 |Ψ₋ₕ(Ψₕ(z)) − z|")
-    ax_r.set_ylabel("count")
-    ax_r.set_title("forward-backward reconstruction")
-    ax_r.legend(loc="best")
-    written["symplecticity_defect"] = str(out / "symplecticity_defect.png")
-    fig.savefig(written["symplecticity_defect"], dpi=100)
+    if result.get("symplecticity") or result.get("reconstruction"):
+        written["symplecticity_defect"] = _plot_structure(result, out)
 
     dense = result.get("dense")
-    if dense:
+    if dense and dense.get("singular_value_pairing_max_abs_log") is not None:
         sv = np.asarray(dense["singular_values_first_sample"])
         fig, (ax_s, ax_p) = _figure(2, f"{name} (D={dim}): singular-value pairing (Lemma A.7), first state")
         idx = np.arange(1, sv.size + 1)
@@ -122,6 +110,32 @@ def write_predictor_report(result: dict[str, Any], out_dir: str | Path) -> dict[
     return written
 
 
+def _plot_structure(result: dict[str, Any], out: Path) -> str:
+    """Histograms of the per-state symplecticity defects and reconstruction errors (those that were checked)."""
+    fig, (ax_d, ax_r) = _figure(2, f"{result['predictor']} (D={result['dim']}): structural checks in float64")
+    for ax, note in ((ax_d, result.get("symplecticity_note")), (ax_r, result.get("reconstruction_note"))):
+        if note:
+            ax.text(0.5, 0.5, note.replace(": ", ":\n", 1), ha="center", va="center", transform=ax.transAxes)
+    if result.get("symplecticity"):
+        defect = np.maximum(np.asarray(result["symplecticity"]["defect_frobenius_estimate"]), EPS64)
+        ax_d.hist(np.log10(defect), bins=30, color="C2", label=f"{defect.size} states")
+        ax_d.axvline(np.log10(EPS64), color="k", ls="--", lw=0.8, label="float64 eps")
+        ax_d.legend(loc="best")
+    ax_d.set_xlabel("log10 ||JᵀΩJ − Ω||_F (probe estimate)")
+    ax_d.set_ylabel("count")
+    ax_d.set_title("symplecticity defect")
+    if result.get("reconstruction"):
+        recon = np.maximum(np.asarray(result["reconstruction"]["per_state_abs_error"]), 1e-300)
+        ax_r.hist(np.log10(np.maximum(recon, EPS64 * 1e-3)), bins=30, color="C4", label=f"{recon.size} states")
+        ax_r.legend(loc="best")
+    ax_r.set_xlabel("log10 |Ψ₋ₕ(Ψₕ(z)) − z|")
+    ax_r.set_ylabel("count")
+    ax_r.set_title("forward-backward reconstruction")
+    path = str(out / "symplecticity_defect.png")
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def _plot_sliced(sliced: dict[str, Any], title: str, out: Path) -> str:
     curves = {k: np.asarray(v, dtype=float) for k, v in sliced["curves"].items()}  # None -> nan
     fig, (ax_w, ax_v) = _figure(2, f"{title}: {sliced['directions']} random 1-D projections of the rollout")
@@ -143,6 +157,34 @@ def _plot_sliced(sliced: dict[str, Any], title: str, out: Path) -> str:
     path = str(out / "sliced_projections.png")
     fig.savefig(path, dpi=100)
     return path
+
+
+class ObjectivePredictor(nn.Module):
+    """An objective's :meth:`~hamjepa.objectives.base.Objective.predict` as a module ``(z, direction) -> z_hat``,
+    the call shape :func:`diagnose_predictor` takes (HamJEPA's predictor, BiJEPA's forward / backward pair)."""
+
+    def __init__(self, objective: Objective) -> None:
+        super().__init__()
+        self.objective = objective
+
+    def forward(self, z: Tensor, direction: int = 1) -> Tensor:
+        return self.objective.predict(z, direction)
+
+    @property
+    def energy(self) -> Callable[[Tensor], Tensor] | None:
+        """The learned energy ``H(z) -> [B]`` of the objective's predictor, None when it has none (the rollout
+        then reports no energy drift)."""
+        found = [getattr(m, "energy", None) for m in self.objective.predictors().values()]
+        return found[0] if len(found) == 1 and callable(found[0]) else None
+
+    @torch.no_grad()
+    def reversible(self, z: Tensor) -> bool:
+        """Whether the objective predicts ``direction=-1`` (tried on ``z [1, D]``)."""
+        try:
+            self.objective.predict(z, -1)
+        except (ValueError, NotImplementedError):
+            return False
+        return True
 
 
 @torch.no_grad()
@@ -191,15 +233,23 @@ def run_dir_diagnostics(
         raise ValueError(f"num_states must be >= 1, got {num_states}")
     dev = torch.device(device)
     run = load_run(run_dir, map_location=dev)
-    predictor = getattr(run.objective, "predictor", None)
-    if not isinstance(predictor, nn.Module):
+    objective = run.objective
+    if not objective.predictors():
         raise ValueError(
-            f"the objective of {run.checkpoint_path} ({type(run.objective).__name__}) has no `predictor` module; "
-            "`hamjepa diagnose RUN_DIR` needs a HamJEPA or MLP-HJEPA run (use `hamjepa diagnose toy` otherwise)"
+            f"the objective of {run.checkpoint_path} ({type(objective).__name__}) has no predictor; "
+            "`hamjepa diagnose RUN_DIR` needs a run whose objective predicts (use `hamjepa diagnose toy` otherwise)"
         )
     encoder = run.encoder.to(dev).eval()
-    states = encode_test_states(encoder, build_eval_data_from_config(run.config), num_states, dev)
-    result = diagnose_predictor(predictor.to(dev), states.to(dev), rollout_steps=rollout_steps, **kwargs)
+    states = encode_test_states(encoder, build_eval_data_from_config(run.config), num_states, dev).to(dev)
+    predictor = ObjectivePredictor(objective.to(dev))
+    kwargs.setdefault("symplectic", bool(encoder.split_qp) and states.shape[1] % 2 == 0)
+    kwargs.setdefault("reversible", predictor.reversible(states[:1]))
+    result = diagnose_predictor(predictor, states, rollout_steps=rollout_steps, **kwargs)
+    found = objective.predictors()
+    only = next(iter(found.values())) if len(found) == 1 else None
+    result["predictor"] = (
+        type(only).__name__ if only is not None else f"{type(objective).__name__} ({', '.join(found)})"
+    )
     result["checkpoint"] = str(run.checkpoint_path)
     target = Path(out_dir) if out_dir is not None else Path(run_dir) / "diagnostics"
     if Path(run_dir).is_file() and out_dir is None:

@@ -1,8 +1,11 @@
-"""Build the encoder, predictor and objective of a run from its :class:`~hamjepa.config.Config`."""
+"""Build the encoder, predictor and objective of a run from its :class:`~hamjepa.config.Config`.
+
+:func:`build_model` is the one construction path of the trainer, the checkpoint loader and the export loader:
+the encoder first, then (if the objective class declares a ``predictor_kind``) the predictor, then the
+objective, in that order of global-RNG use, so a run seeded the same way builds the same initial weights.
+"""
 
 from __future__ import annotations
-
-import inspect
 
 from torch import nn
 
@@ -10,6 +13,7 @@ from hamjepa.config import Config
 from hamjepa.dynamics.predictors import HamiltonianPredictor, MLPPredictor
 from hamjepa.models.protocol import Encoder
 from hamjepa.models.registry import get_encoder_class
+from hamjepa.objectives.base import BuildContext, Objective
 from hamjepa.objectives.registry import get_objective_class
 
 
@@ -44,37 +48,44 @@ def build_predictor(cfg: Config, dim: int) -> nn.Module | None:
     )
 
 
-def build_objective(cfg: Config, *, encoder: Encoder | None = None, encoder_dim: int | None = None) -> nn.Module:
-    """The registered objective ``cfg.objective['name']`` with its keyword arguments from the config.
+def objective_class(cfg: Config) -> type[Objective]:
+    """The registered objective class of ``cfg.objective['name']``."""
+    return get_objective_class(cfg.objective["name"])
 
-    Pass the run's ``encoder``, or only ``encoder_dim`` where there is no image encoder (the dynamics
-    benchmark's embeddings). A ``predictor`` argument receives :func:`build_predictor`'s module; a ``dim`` /
-    ``embed_dim`` argument receives the encoder's output dimension at ``data.image_size`` (or ``encoder_dim``);
-    with an encoder, a ``token_channels`` argument receives the channels per token of its declared
-    :class:`~hamjepa.models.TokenLayout` (None when ``z`` is not a token grid) and a ``split_qp`` argument its
-    ``split_qp``, unless the objective section sets them.
+
+def build_context(cfg: Config, *, dim: int, token_channels: int | None = None, split_qp: bool = False) -> BuildContext:
+    """The :class:`BuildContext` of ``cfg``'s objective for embeddings of width ``dim``.
+
+    The predictor of ``cfg.predictor`` is built here (global-RNG use: call it after the encoder is built)
+    exactly when the objective class declares a ``predictor_kind``; otherwise the context carries None.
+    Use it directly where there is no image encoder (the dynamics benchmark's embeddings); with an encoder,
+    :func:`build_model` makes it.
     """
-    if (encoder is None) == (encoder_dim is None):
-        raise ValueError("build_objective: pass the run's encoder, or encoder_dim when there is no image encoder")
-    layout: dict[str, object] = {}
-    if encoder is not None:
-        encoder_dim = encoder.output_dim(cfg.data.image_size)
-        token_layout = encoder.token_layout(cfg.data.image_size)
-        layout = {
-            "token_channels": token_layout.channels if token_layout is not None else None,
-            "split_qp": encoder.split_qp,
-        }
+    cls = objective_class(cfg)
+    predictor = build_predictor(cfg, dim) if getattr(cls, "predictor_kind", None) is not None else None
+    return BuildContext(dim=dim, seed=cfg.seed, token_channels=token_channels, split_qp=split_qp, predictor=predictor)
+
+
+def encoder_context(cfg: Config, encoder: Encoder) -> BuildContext:
+    """:func:`build_context` for ``encoder``: its output width, token channels and phase split at
+    ``data.image_size``."""
+    layout = encoder.token_layout(cfg.data.image_size)
+    return build_context(
+        cfg,
+        dim=encoder.output_dim(cfg.data.image_size),
+        token_channels=layout.channels if layout is not None else None,
+        split_qp=encoder.split_qp,
+    )
+
+
+def build_objective(cfg: Config, ctx: BuildContext) -> Objective:
+    """The registered objective ``cfg.objective['name']``: ``cls.from_context(ctx, **config kwargs)``."""
     kwargs = {k: v for k, v in cfg.objective.items() if k != "name"}
-    cls = get_objective_class(cfg.objective["name"])
-    params = inspect.signature(cls.__init__).parameters
-    if "predictor" in params:
-        kwargs["predictor"] = build_predictor(cfg, encoder_dim)
-    for name in ("dim", "embed_dim"):
-        if name in params and name not in kwargs:
-            kwargs[name] = encoder_dim
-    for name, value in layout.items():
-        if name in params and name not in kwargs:
-            kwargs[name] = value
-    if "seed" in params and "seed" not in kwargs:
-        kwargs["seed"] = cfg.seed
-    return cls(**kwargs)
+    return objective_class(cfg).from_context(ctx, **kwargs)
+
+
+def build_model(cfg: Config) -> tuple[Encoder, Objective]:
+    """The run's encoder and objective (random init; seed the global RNG first): the encoder, then the
+    predictor (if the objective takes one), then the objective."""
+    encoder = build_encoder(cfg)
+    return encoder, build_objective(cfg, encoder_context(cfg, encoder))

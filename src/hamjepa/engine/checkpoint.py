@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from hamjepa.components import config_from_dict
-from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.build import build_model
 from hamjepa.engine.run_logger import recorded_plugins
 from hamjepa.errors import CheckpointError
 from hamjepa.plugins import missing_plugins_hint
@@ -200,9 +200,8 @@ def load_run(path: str | Path, map_location: str | torch.device = "cpu") -> Load
     except ValueError as err:
         hint = missing_plugins_hint(recorded_plugins(run_dir_of(file)))
         raise CheckpointError(f"checkpoint: {file} carries a config this version cannot read: {err}{hint}") from None
-    encoder = build_encoder(cfg)
+    encoder, objective = build_model(cfg)
     load_state_strict(encoder, state["encoder"], "encoder", file)
-    objective = build_objective(cfg, encoder=encoder)
     if state.get("objective") is not None:
         load_state_strict(objective, state["objective"], "objective", file)
     encoder.eval()

@@ -6,7 +6,8 @@ whole step is one ``torch.compile(fullgraph=True)`` graph:
 
     uint8 batch + augmentation uniforms
       -> augmentation parameters and views (:meth:`MultiViewAugment.params_from_draws` / ``apply``)
-      -> encoder -> objective (``forward(z, step=None)``)
+      + the objective's draws of the step (:meth:`Objective.draw`, made on the host, passed in as inputs)
+      -> encoder -> objective (``forward(z, ctx)``)
       -> gradients (``torch.autograd.grad``, traced: ``torch._dynamo.config.trace_autograd_ops``)
       -> clipping (:func:`clip_grads_`) -> AdamW (:func:`adamw_step_`)
 
@@ -14,8 +15,11 @@ BatchNorm running statistics are updated inside the graph; the learning rates ar
 from the (unchanged) :class:`~hamjepa.engine.schedule.WarmupCosineSchedule` before each call. What stays
 outside the graph, on the host, is only what cannot be traced: drawing the augmentation uniforms from the
 per-step ``torch.Generator`` (:meth:`DeviceResidentStream.raw_batch_at`), the objective's per-step host work
-(:meth:`Objective.prepare_step`: SIGReg directions, log-det projections) and the gather of the batch. Nothing
-in or around the step synchronises with the device.
+(:meth:`Objective.draw`: SIGReg directions, log-det projections; its tensors enter the graph as inputs, in the
+order of their names, and the :class:`~hamjepa.objectives.base.StepContext` is rebuilt inside) and the gather of
+the batch. Nothing in or around the step synchronises with the device. Inside the graph ``ctx.step`` is
+:data:`GRAPH_STEP` (-1): a Python step would recompile the graph every step, so an objective's ``forward``
+takes everything that depends on the step from ``ctx.draws``.
 
 Inside the graph the maths is the eager step's: :func:`~hamjepa.engine.optim.adamw_step_` rounds as the
 ``torch.optim.AdamW`` the eager step runs on the CPU (equal bit for bit, traced op by op) and
@@ -44,6 +48,7 @@ from hamjepa.engine.optim import AdamWGroup, adamw_groups, apply_adamw, clip_gra
 from hamjepa.engine.schedule import WarmupCosineSchedule
 from hamjepa.engine.step import StepOutput
 from hamjepa.errors import HamjepaError
+from hamjepa.objectives.base import StepContext
 
 DEFAULT_BACKEND = "inductor"
 """``torch.compile`` backend of the compiled step (tests switch to ``aot_eager``: same graph, no code generation)."""
@@ -51,6 +56,10 @@ DEFAULT_BACKEND = "inductor"
 STEP_MODES: tuple[str, ...] = ("eager", "compiled")
 """Values of ``train.step``: ``eager`` (plain PyTorch, every op dispatched from Python) or ``compiled``
 (the whole step as one compiled graph, CUDA graphs on CUDA)."""
+
+
+GRAPH_STEP = -1
+"""``ctx.step`` inside the compiled graph (the step's values travel in ``ctx.draws``)."""
 
 
 class CompiledStepError(HamjepaError):
@@ -121,6 +130,7 @@ class CompiledTrainStep:
         self._draw_layout: AugmentDraws | None = None
         self._groups: list[AdamWGroup] | None = None
         self._embed_dim: int | None = None
+        self._draw_names: tuple[str, ...] | None = None
         self.term_names: list[str] = []
         backend = DEFAULT_BACKEND if backend is None else backend
         if mode is None and self.device.type == "cuda" and backend == "inductor":
@@ -157,22 +167,31 @@ class CompiledTrainStep:
         if self._embed_dim is None:
             self._embed_dim = int(self.module.encoder.output_dim(images.shape[-1]))
         z_shape = (self.augment.num_views, images.shape[0], self._embed_dim)
-        self.module.objective.prepare_step(step, z_shape, images.device)
+        ctx = self.module.objective.draw(step, z_shape, images.device)
+        names = tuple(sorted(ctx.draws))
+        if self._draw_names is None:
+            self._draw_names = names
+        elif names != self._draw_names:
+            raise CompiledStepError(
+                f"train: the objective's draws changed from {list(self._draw_names)} to {list(names)} between "
+                "steps; the compiled step needs the same draws every step (use train.step=eager)"
+            )
         with _tracing_autograd():
-            packed = self._compiled(images, draws.tensors())
+            packed = self._compiled(images, draws.tensors(), [ctx.draws[n] for n in names])
         packed = packed.clone()  # CUDA-graph outputs are overwritten by the next replay
         self.scheduler.step()
         values = packed.unbind()
         return StepOutput(values[0], dict(zip(self.term_names, values[1:], strict=True)))
 
     # ------------------------------------------------------------------ traced
-    def _step(self, images: Tensor, draw_tensors: list[Tensor]) -> Tensor:
-        if self._draw_layout is None or self._groups is None:
+    def _step(self, images: Tensor, draw_tensors: list[Tensor], objective_draws: list[Tensor]) -> Tensor:
+        if self._draw_layout is None or self._groups is None or self._draw_names is None:
             raise CompiledStepError("train: internal error, the compiled step ran before its first batch")
         draws = self._draw_layout.with_tensors(draw_tensors)
         h, w = self.image_hw
         views = stack_views(self.augment.apply(images, self.augment.params_from_draws(draws, h, w)))
-        out = self.module.objective(self.module.embed(views), step=None)
+        ctx = StepContext(GRAPH_STEP, dict(zip(self._draw_names, objective_draws, strict=True)))
+        out = self.module.objective(self.module.embed(views), ctx)
         grads = list(torch.autograd.grad(out.loss, self.params, allow_unused=True))
         with torch.no_grad():
             if self.clip_grad_norm is not None:

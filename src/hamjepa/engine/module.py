@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from hamjepa.objectives.base import Objective
+
 
 def embed_views(
     encoder: nn.Module | Callable[[Tensor], Tensor],
@@ -46,14 +48,16 @@ def embed_views(
 class JEPAModule(nn.Module):
     """Encoder + objective as one module, so DDP synchronises the predictor's gradients too.
 
-    ``forward(views [V, B, 3, S, S], step, z_target=None) -> ObjectiveOutput``. The encoder runs under
-    ``autocast`` (bf16 on CUDA when configured); the objective runs outside it (docs/spec.md §G.1).
+    ``forward(views [V, B, 3, S, S], step, z_target=None) -> ObjectiveOutput``: the views are embedded, the
+    objective makes the step's draws (``objective.draw(step, z.shape, device)``) and evaluates
+    ``objective(z, ctx, z_target)``. The encoder runs under ``autocast`` (bf16 on CUDA when configured); the
+    objective runs outside it (docs/spec.md §G.1).
     """
 
     def __init__(
         self,
         encoder: nn.Module,
-        objective: nn.Module,
+        objective: Objective,
         *,
         channels_last: bool,
         amp_dtype: torch.dtype | None,
@@ -84,5 +88,6 @@ class JEPAModule(nn.Module):
         """Embed the views and evaluate the objective; with ``return_embeddings`` also the embeddings, detached
         (``(output, z)``: the engine's auxiliary step uses them after the encoder's update)."""
         z = self.embed(views)
-        out = self.objective(z, step=step, z_target=z_target)
+        ctx = self.objective.draw(step, tuple(z.shape), z.device)
+        out = self.objective(z, ctx, z_target)
         return (out, z.detach()) if return_embeddings else out

@@ -28,25 +28,31 @@ from torch import Tensor, nn
 
 from hamjepa.config import OptimConfig
 from hamjepa.engine.schedule import WarmupCosineSchedule
+from hamjepa.objectives.base import Objective
 
 
 def build_optimizer(
-    optim: OptimConfig, module: nn.Module, objective: nn.Module, device: torch.device
+    optim: OptimConfig, module: nn.Module, objective: Objective, device: torch.device
 ) -> tuple[torch.optim.Optimizer, list[nn.Parameter]]:
     """AdamW over ``module``'s trainable parameters; returns it and the parameters that gradient clipping sees.
 
-    With ``optim.predictor_lr`` the objective's predictor gets its own group (``name='predictor'``), clipped
-    only when ``optim.clip_predictor``; every group carries its ``base_lr`` for the schedule.
+    With ``optim.predictor_lr`` the objective's predictors (all of :meth:`Objective.predictors`) get their own
+    group (``name='predictor'``), clipped only when ``optim.clip_predictor``; every group carries its ``base_lr``
+    for the schedule.
     """
+    predictor_params: list[nn.Parameter] = []
     pred_ids: set[int] = set()
-    predictor = getattr(objective, "predictor", None)
-    if optim.predictor_lr is not None and predictor is not None:
-        pred_ids = {id(p) for p in predictor.parameters()}
+    if optim.predictor_lr is not None:
+        for predictor in objective.predictors().values():
+            for p in predictor.parameters():
+                if id(p) not in pred_ids:
+                    pred_ids.add(id(p))
+                    predictor_params.append(p)
     main = [p for p in module.parameters() if p.requires_grad and id(p) not in pred_ids]
     groups: list[dict[str, Any]] = [{"params": main, "base_lr": optim.lr, "name": "main"}]
     clip = list(main)
     if pred_ids:
-        pred = [p for p in predictor.parameters() if p.requires_grad]
+        pred = [p for p in predictor_params if p.requires_grad]
         groups.append({"params": pred, "base_lr": optim.predictor_lr, "name": "predictor"})
         if optim.clip_predictor:
             clip += pred

@@ -31,7 +31,7 @@ from hamjepa import distributed as hdist
 from hamjepa.config import Config
 from hamjepa.data.from_config import train_stream_from_config
 from hamjepa.engine.auxiliary import AuxiliaryOptimizer
-from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.build import build_model
 from hamjepa.engine.callbacks import Callback
 from hamjepa.engine.checkpoint import save_checkpoint
 from hamjepa.engine.compiled_step import CompiledStepError, CompiledTrainStep
@@ -127,9 +127,10 @@ class Trainer:
             check_schedule_on_resume(self._resume_state, cfg, replan=replan_schedule, main=self.is_main)
         seed_everything(cfg.seed)
         configure_backends(self.device)
-        self.encoder = build_encoder(cfg).to(self.device, self.param_dtype)
+        encoder, objective = build_model(cfg)
+        self.encoder = encoder.to(self.device, self.param_dtype)
         self.embed_dim = self.encoder.output_dim(cfg.data.image_size)
-        self.objective = build_objective(cfg, encoder=self.encoder).to(self.device, self.param_dtype)
+        self.objective = objective.to(self.device, self.param_dtype)
         if self.world_size > 1 and cfg.model.sync_batchnorm:
             self.encoder = synchronise_batchnorm(self.encoder, self.device)
         if cfg.model.channels_last:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from hamjepa import __version__
 from hamjepa.atomic_files import write_safetensors
 from hamjepa.components import config_from_dict
-from hamjepa.engine.build import build_encoder, build_objective
+from hamjepa.engine.build import build_model
 from hamjepa.engine.checkpoint import EXPORT_MANIFEST_NAME, load_state_strict, run_dir_of
 from hamjepa.engine.run_logger import PROVENANCE_NAME
 from hamjepa.inference.model import HamjepaModel, InferenceError, load
@@ -190,9 +190,8 @@ def load_export(folder: str | Path, *, device: torch.device) -> HamjepaModel:
     except ValueError as err:
         hint = missing_plugins_hint(plugins)
         raise InferenceError(f"load: {folder / CONFIG_FILE} cannot be read by this version: {err}{hint}") from None
-    encoder = build_encoder(cfg)
+    encoder, objective = build_model(cfg)
     load_state_strict(encoder, load_file(str(folder / ENCODER_FILE)), "encoder", folder / ENCODER_FILE)
-    objective = build_objective(cfg, encoder=encoder)
     load_state_strict(objective, load_file(str(folder / OBJECTIVE_FILE)), "objective", folder / OBJECTIVE_FILE)
     metrics_file = folder / METRICS_FILE
     p = manifest["preprocess"]

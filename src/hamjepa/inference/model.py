@@ -27,6 +27,7 @@ from hamjepa.errors import HamjepaError
 from hamjepa.inference.preprocess import EvalPreprocess
 from hamjepa.models.phase_space import readouts
 from hamjepa.numerics import full_fp32_matmuls
+from hamjepa.objectives.base import Objective
 
 __all__ = ["HamjepaModel", "InferenceError", "best_device", "load"]
 
@@ -56,7 +57,8 @@ class HamjepaModel:
     Attributes:
         encoder: the :class:`~hamjepa.models.TokenEncoder` (eval mode, ``requires_grad`` off), ``[N, 3, crop,
             crop] -> [N, D]`` on normalised images.
-        objective: the trained objective module (the predictor lives at ``objective.predictor``).
+        objective: the trained objective (its predictors: ``objective.predictors()``; :meth:`predict` calls
+            ``objective.predict``).
         config: the run's resolved config (plain dict).
         preprocess: the evaluation preprocessing applied by :meth:`embed`.
         device: where batches run.
@@ -67,7 +69,7 @@ class HamjepaModel:
     """
 
     encoder: nn.Module
-    objective: nn.Module
+    objective: Objective
     config: dict[str, Any]
     preprocess: EvalPreprocess
     device: torch.device
@@ -100,9 +102,16 @@ class HamjepaModel:
         return "qp" if self.split_qp else "z"
 
     @property
+    def predictors(self) -> dict[str, nn.Module]:
+        """The objective's trained predictor modules by name (empty for objectives without one)."""
+        return self.objective.predictors()
+
+    @property
     def predictor(self) -> nn.Module | None:
-        """The trained latent predictor ``[B, D] -> [B, D]`` (None for objectives without one)."""
-        return getattr(self.objective, "predictor", None)
+        """The trained latent predictor ``[B, D] -> [B, D]`` when the objective has exactly one (HamJEPA,
+        MLP-HJEPA), else None; :meth:`predict` works for every objective with predictors."""
+        found = self.predictors
+        return next(iter(found.values())) if len(found) == 1 else None
 
     # ------------------------------------------------------------------- embed
     @torch.no_grad()
@@ -180,10 +189,10 @@ class HamjepaModel:
         """Apply the trained predictor to full embeddings ``z [B, D]`` (readout ``qp`` / ``z``).
 
         ``direction=+1`` predicts one view's state from the other, ``-1`` runs the map backwards (the exact
-        inverse for a Hamiltonian predictor). Returns ``[B, D]`` on ``z``'s device.
+        inverse for a Hamiltonian predictor; a second, backward predictor for BiJEPA). Returns ``[B, D]`` on
+        ``z``'s device. The objective's :meth:`~hamjepa.objectives.base.Objective.predict` does the mapping.
         """
-        predictor = self.predictor
-        if predictor is None:
+        if not self.predictors:
             raise InferenceError(
                 f"predict: the {self.config.get('objective', {}).get('name', '?')} objective has no predictor; "
                 "only embed() applies to this model"
@@ -191,7 +200,7 @@ class HamjepaModel:
         if z.ndim != 2:
             raise InferenceError(f"predict: z must be [B, D] full embeddings (readout qp/z), got {tuple(z.shape)}")
         with full_fp32_matmuls():
-            out = predictor(z.to(self.device, torch.float32), direction=direction)
+            out = self.objective.predict(z.to(self.device, torch.float32), direction)
         return out.to(z.device)
 
     def __repr__(self) -> str:

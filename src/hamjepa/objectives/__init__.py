@@ -6,14 +6,15 @@ Importing this package registers the built-in objectives; see :func:`get_objecti
 
 from __future__ import annotations
 
-from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.base import BuildContext, Objective, ObjectiveOutput, StepContext
+from hamjepa.objectives.floors import ProjectedLogDetFloor
 from hamjepa.objectives.ham_metric import HamMetric
 from hamjepa.objectives.hamjepa import HamJEPAObjective
 from hamjepa.objectives.hamsigreg import HamSIGRegObjective
 from hamjepa.objectives.lejepa import LeJEPAObjective
 from hamjepa.objectives.mlp_hjepa import MLPHJEPAObjective
 from hamjepa.objectives.registry import available_objectives, get_objective_class, register_objective
-from hamjepa.objectives.regularizers import MeanPenalty, ProjectedLogDetFloor, ScaleBudget, VarianceFloor
+from hamjepa.objectives.regularizers import MeanPenalty, ScaleBudget, VarianceFloor
 from hamjepa.objectives.sigreg import SIGReg
 from hamjepa.objectives.vicreg import VICRegObjective
 from hamjepa.objectives.visreg import VISRegObjective
@@ -25,6 +26,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the checkout
         raise
 
 __all__ = [
+    "BuildContext",
     "HamJEPAObjective",
     "HamMetric",
     "HamSIGRegObjective",
@@ -36,6 +38,7 @@ __all__ = [
     "ProjectedLogDetFloor",
     "SIGReg",
     "ScaleBudget",
+    "StepContext",
     "VICRegObjective",
     "VISRegObjective",
     "VarianceFloor",

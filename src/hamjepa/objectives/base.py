@@ -26,9 +26,10 @@ Without a process group ``all_reduce_sum`` is the identity and nothing changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Literal, NamedTuple
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +46,55 @@ class ObjectiveOutput(NamedTuple):
 
     loss: Tensor
     terms: dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What the engine knows when it builds an objective: handed to :meth:`Objective.from_context`.
+
+    Attributes:
+        dim: the encoder's output width ``D`` at the run's image size (the last axis of ``z``).
+        seed: the run seed (``seed:`` of the config).
+        token_channels: channels per token of the encoder's token layout (None when ``z`` is not a token grid).
+        split_qp: whether the encoder splits ``z`` into ``(q, p)`` halves.
+        predictor: the module built from the config's ``predictor:`` section when the objective class declares
+            a ``predictor_kind``, else None.
+    """
+
+    dim: int
+    seed: int
+    token_channels: int | None = None
+    split_qp: bool = False
+    predictor: nn.Module | None = None
+
+
+_ObjectiveT = TypeVar("_ObjectiveT", bound="Objective")
+_NO_DRAWS: Mapping[str, Tensor] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """The explicit per-step input of :meth:`Objective.forward`, made by :meth:`Objective.draw`.
+
+    Attributes:
+        step: the training step (optimiser steps done before this one).
+        draws: the step's random draws and host-side values by name (SIGReg / VISReg directions, log-det
+            projections, ...); empty for objectives that draw nothing. The compiled step passes these tensors
+            into its graph as inputs, in the order of their names.
+    """
+
+    step: int
+    draws: Mapping[str, Tensor] = field(default_factory=lambda: _NO_DRAWS)
+
+    def draw(self, name: str, objective: str) -> Tensor:
+        """The draw ``name``; raises a ValueError naming ``objective`` when the context has none."""
+        try:
+            return self.draws[name]
+        except KeyError:
+            raise ValueError(
+                f"{objective}: the step context has no draw {name!r} (has {sorted(self.draws)}); make it with "
+                "ctx = objective.draw(step, tuple(z.shape), z.device)"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -83,10 +133,11 @@ class AuxiliaryGroup:
 class Objective(nn.Module):
     """Base class of self-supervised objectives acting on multi-view embeddings.
 
-    Subclasses implement ``forward(z: [V, B, D], *, step: int | None, z_target: [V, B, D] | None = None)
-    -> ObjectiveOutput`` (``step=None``: the host-side per-step work was done by :meth:`prepare_step`).
-    See the module docstring for how the loss and its gradients behave under DistributedDataParallel
-    (return the global-batch loss; the engine does not rescale it).
+    The engine builds an objective with :meth:`from_context` and, at every training step, calls
+    ``ctx = objective.draw(step, z_shape, device)`` (host side) and then
+    ``objective(z [V, B, D], ctx, z_target=None) -> ObjectiveOutput``. See the module docstring for how the
+    loss and its gradients behave under DistributedDataParallel (return the global-batch loss; the engine
+    does not rescale it).
 
     The class attributes below declare what the objective needs; the config layer checks a config against
     them and the engine acts on them, so neither ever names an objective.
@@ -103,28 +154,55 @@ class Objective(nn.Module):
     """Whether the objective reads ``z`` as ``[q; p]`` (the encoder's ``split_qp`` must be true)."""
     needs_target_encoder: ClassVar[bool] = False
     supports_compiled_step: ClassVar[bool] = True
-    """Whether ``forward(z, step=None)`` after :meth:`prepare_step` can run inside one compiled graph
-    (``train.step=compiled``); False for objectives that do host-side work inside ``forward``."""
+    """Whether ``forward(z, ctx)`` can run inside one compiled graph (``train.step=compiled``), its draws made
+    outside it by :meth:`draw`; False for objectives that do host-side work inside ``forward``."""
     description: ClassVar[str] = ""
     """One line for the model card of an export (empty: the class name and the first line of its docstring)."""
+
+    @classmethod
+    def from_context(cls: type[_ObjectiveT], ctx: BuildContext, **kwargs: Any) -> _ObjectiveT:
+        """Build the objective from its config section's keyword arguments and the engine's ``ctx``.
+
+        The one way the engine constructs an objective. Here ``cls(**kwargs)``; an objective that needs the
+        encoder width, the run seed, the predictor or the token layout overrides this and passes them to its
+        constructor explicitly (a value its config section sets wins over the context's).
+        """
+        return cls(**kwargs)
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook called by the engine at the start of every epoch (``epoch`` is 1-indexed). No-op here."""
         if epoch < 1:
             raise ValueError(f"epoch is 1-indexed and must be >= 1, got {epoch}")
 
-    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
-        """Do this step's host-side work now, for a following ``forward(z, step=None)``.
+    def draw(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> StepContext:
+        """This step's host-side work: its random draws and counters, returned as the ``forward`` context.
 
         Objectives with per-step randomness drawn from a ``torch.Generator`` (SIGReg directions) or host
-        counters (log-det projections) do it here, so that a compiled training step
-        (``train.step=compiled``) can call ``forward`` inside one graph with ``step=None``. ``z_shape`` is
-        the ``[V, B, D]`` shape of the embeddings ``forward`` will receive. Eager training passes the step
-        to ``forward`` instead and never calls this. No-op here.
+        counters (log-det projections) do it here, so that ``forward`` is a pure function of its tensor inputs
+        (the compiled step, ``train.step=compiled``, makes the draws outside its graph and passes them in).
+        ``z_shape`` is the ``[V, B, D]`` shape of the embeddings ``forward`` will receive. Call it once per
+        training step, before ``forward``. Inside the compiled step's graph ``ctx.step`` is -1 (a Python step
+        would recompile it every step): put what ``forward`` needs from the step into the draws. Here
+        ``StepContext(step)`` (no draws).
         """
+        return StepContext(step)
 
-    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """The loss of the embeddings ``z [V, B, D]`` at the step of ``ctx`` (made by :meth:`draw`);
+        ``z_target [V, B, D]``: the EMA target encoder's output (objectives with ``needs_target_encoder``)."""
         raise NotImplementedError
+
+    def predictors(self) -> dict[str, nn.Module]:
+        """The objective's predictor modules by name (trained with ``optim.predictor_lr`` when set); none here."""
+        return {}
+
+    def predict(self, z: Tensor, direction: int = 1) -> Tensor:
+        """``z [B, D]`` (a state) -> the predicted state ``[B, D]`` in ``direction`` (+1 forward, -1 backward).
+
+        Raises:
+            NotImplementedError: for an objective without a predictor (this default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no predictor: it cannot predict a state")
 
     def auxiliary_groups(self) -> list[AuxiliaryGroup]:
         """Parameters trained on :meth:`auxiliary_loss` by an optimiser the engine owns; none here."""
@@ -159,18 +237,23 @@ class Objective(nn.Module):
         """
         if not isinstance(z, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of shape [V, B, D], got {type(z).__name__}")
-        if z.ndim != 3:
+        return Objective.check_view_shape(tuple(z.shape), name=name, min_views=min_views)
+
+    @staticmethod
+    def check_view_shape(shape: tuple[int, ...], *, name: str = "z", min_views: int = 2) -> tuple[int, int, int]:
+        """:meth:`check_views` on a shape alone (e.g. the ``z_shape`` of :meth:`draw`)."""
+        if len(shape) != 3:
             raise ValueError(
-                f"{name} must have shape [V, B, D] (views, batch, dim), got a {z.ndim}-D tensor of "
-                f"shape {tuple(z.shape)}; reshape the encoder output [V*B, D] to [V, B, D]"
+                f"{name} must have shape [V, B, D] (views, batch, dim), got a {len(shape)}-D tensor of "
+                f"shape {shape}; reshape the encoder output [V*B, D] to [V, B, D]"
             )
-        v, b, d = z.shape
+        v, b, d = shape
         if v < min_views:
             raise ValueError(
-                f"{name} must hold at least {min_views} views on axis 0 (shape [V, B, D]), got shape {tuple(z.shape)}"
+                f"{name} must hold at least {min_views} views on axis 0 (shape [V, B, D]), got shape {shape}"
             )
         if b < 1 or d < 1:
-            raise ValueError(f"{name} must have a non-empty batch and dimension, got shape {tuple(z.shape)}")
+            raise ValueError(f"{name} must have a non-empty batch and dimension, got shape {shape}")
         return v, b, d
 
     @staticmethod

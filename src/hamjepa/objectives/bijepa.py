@@ -28,15 +28,15 @@ step; the momentum is constant (no schedule), 0.995 in the paper's sequence expe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from hamjepa.dynamics.mlp import build_mlp
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.base import BuildContext, Objective, ObjectiveOutput, StepContext
 from hamjepa.objectives.registry import register_objective
 
 __all__ = ["NORM_MODES", "BiJEPAObjective", "NormMode", "NormModeSettings", "norm_mode_settings"]
@@ -86,7 +86,9 @@ class BiJEPAObjective(Objective):
         norm_mode: ``"expressive"``, ``"restrictive"`` or ``"none"`` (see the module docstring).
         momentum: constant EMA momentum ``tau`` of the target encoder in ``[0, 1)``.
 
-    Shapes: ``forward(z [2, B, D], *, step, z_target [2, B, D]) -> ObjectiveOutput``.
+    Shapes: ``forward(z [2, B, D], ctx, z_target [2, B, D]) -> ObjectiveOutput``. :meth:`predictors` are
+    ``{"predictor_fwd", "predictor_bwd"}`` (the latter only when ``alpha < 1``); :meth:`predict` maps
+    ``direction=+1`` / ``-1`` to them.
     """
 
     needs_target_encoder: ClassVar[bool] = True
@@ -122,6 +124,18 @@ class BiJEPAObjective(Objective):
             else None
         )
 
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> BiJEPAObjective:
+        """The encoder width fills ``embed_dim`` unless the config sets it."""
+        return cls(**{"embed_dim": ctx.dim, **kwargs})
+
+    def predictors(self) -> dict[str, nn.Module]:
+        """``{"predictor_fwd": P_fwd, "predictor_bwd": P_bwd}`` (no backward predictor when ``alpha = 1``)."""
+        found = {"predictor_fwd": self.predictor_fwd}
+        if self.predictor_bwd is not None:
+            found["predictor_bwd"] = self.predictor_bwd
+        return found
+
     def ema_momentum(self, step: int) -> float:
         """The (constant) EMA momentum of the target encoder at optimiser step ``step``."""
         return self.momentum
@@ -140,7 +154,7 @@ class BiJEPAObjective(Objective):
             return self.predictor_bwd(self.embed(z))
         raise ValueError(f"direction must be +1 or -1, got {direction}")
 
-    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
         """BiJEPA loss from online embeddings ``z [2, B, D]`` and EMA-target embeddings ``z_target [2, B, D]``.
 
         Terms: ``loss_fwd``, ``loss_bwd`` (0 when alpha = 1), ``embed_norm`` (mean L2 norm of the online

@@ -5,25 +5,17 @@ Spec sections D.1-D.8 and C.4. Paper CIFAR-100 defaults (docs/spec.md §D.7) are
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.base import BuildContext, Objective, ObjectiveOutput, StepContext
+from hamjepa.objectives.floors import ProjectedLogDetFloor, SpectralMethod
 from hamjepa.objectives.registry import register_objective
-from hamjepa.objectives.regularizers import (
-    Hinge,
-    MeanPenalty,
-    ProjectedLogDetFloor,
-    ScaleBudget,
-    SpectralMethod,
-    VarianceFloor,
-    check_hinge,
-    column_moments,
-)
+from hamjepa.objectives.regularizers import Hinge, MeanPenalty, ScaleBudget, VarianceFloor, check_hinge, column_moments
 
 MatchMode = Literal["q", "qp", "p"]
 MATCH_MODES: tuple[str, ...] = ("q", "qp", "p")
@@ -189,6 +181,20 @@ class HamJEPAObjective(Objective):
         self.mean_penalty = MeanPenalty()
         self._direction_cache: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
 
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> HamJEPAObjective:
+        """The engine's predictor (from the config's ``predictor:`` section) and the run seed (unless the
+        config sets ``seed``)."""
+        return cls(**{"seed": ctx.seed, **kwargs, "predictor": ctx.predictor})
+
+    def predictors(self) -> dict[str, nn.Module]:
+        """``{"predictor": the phase-space predictor}``."""
+        return {"predictor": self.predictor}
+
+    def predict(self, z: Tensor, direction: int = 1) -> Tensor:
+        """``z [B, 2d] -> [B, 2d]``: the predictor's map in ``direction`` (+1 forward, -1 backward)."""
+        return self.predictor(z, direction=direction)
+
     # ------------------------------------------------------------------ hooks
     def on_epoch_start(self, epoch: int) -> None:
         """Residual-scale warm-up (docs/spec.md §C.4): ``s_e = s * min(1, epoch / E_w)`` (1-indexed ``epoch``)."""
@@ -268,16 +274,15 @@ class HamJEPAObjective(Objective):
         return matches.mean(), energy
 
     # ------------------------------------------------------------------ forward
-    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
-        """Count the log-det floors' calls and fetch their projections (host side, see
-        :meth:`Objective.prepare_step`)."""
-        v, b, dim = z_shape
-        self.logdet_q.prepare(dim // 2, v * b, device)
-        self.logdet_p.prepare(dim - dim // 2, v * b, device)
+    def draw(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> StepContext:
+        """Count the log-det floors' calls and fetch their projections (host side, see :meth:`Objective.draw`)."""
+        v, b, dim = self.check_view_shape(tuple(z_shape))
+        projection_q = self.logdet_q.draw(dim // 2, v * b, device)
+        projection_p = self.logdet_p.draw(dim - dim // 2, v * b, device)
+        return StepContext(step, {"logdet_projection_q": projection_q, "logdet_projection_p": projection_p})
 
-    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, 2d]`` encoder outputs (view-major); step: the training step, or None after
-        :meth:`prepare_step` (the log-det projections were then fetched on the host)."""
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, 2d]`` encoder outputs (view-major); ctx: from :meth:`draw` (the log-det projections)."""
         self.check_no_target(z_target, type(self).__name__)
         v, b, dim = self.check_views(z)
         if dim % 2:
@@ -297,8 +302,9 @@ class HamJEPAObjective(Objective):
         var = vq.loss if self.use_var_q else flat.new_zeros(())
         if self.var_p is not None:
             var = var + self.var_p.from_moments(moments_p).loss
-        ldq = self.logdet_q(q, moments_q, prepared=step is None)
-        ldp = self.logdet_p(p, moments_p, prepared=step is None)
+        name = type(self).__name__
+        ldq = self.logdet_q(q, moments_q, projection=ctx.draw("logdet_projection_q", name))
+        ldp = self.logdet_p(p, moments_p, projection=ctx.draw("logdet_projection_p", name))
         logdet = ldq.loss + ldp.loss
         mean = self.mean_penalty.from_moments(moments)
 

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import AuxiliaryGroup, ObjectiveOutput
+from hamjepa.objectives.base import AuxiliaryGroup, BuildContext, ObjectiveOutput, StepContext
 from hamjepa.objectives.ham_metric import Gauge, HamMetric, MetricKind
 from hamjepa.objectives.lejepa import Combination, LeJEPAObjective
 from hamjepa.objectives.registry import register_objective
@@ -194,6 +194,13 @@ class HamSIGRegObjective(LeJEPAObjective):
         self.h_lr = None if h_lr is None else float(h_lr)
         self.epoch: int | None = None
 
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> HamSIGRegObjective:
+        """The encoder width, run seed and token layout fill ``dim``, ``seed``, ``token_channels`` and
+        ``split_qp`` unless the config sets them."""
+        defaults = {"dim": ctx.dim, "seed": ctx.seed, "token_channels": ctx.token_channels, "split_qp": ctx.split_qp}
+        return cls(**{**defaults, **kwargs})
+
     # ------------------------------------------------------------------ schedule and state
     def on_epoch_start(self, epoch: int) -> None:
         """Set the epoch of the ``alpha`` / ``beta`` ramps (1-indexed)."""
@@ -250,7 +257,7 @@ class HamSIGRegObjective(LeJEPAObjective):
         SIGReg with the H step's own (fresh) directions of ``step``."""
         alpha, beta = self.current_alpha_beta()
         log_lam = self.metric.log_spectrum(raw, alpha=alpha, beta=beta)
-        sig = self.h_sigreg(self.metric.apply_sqrt(z, log_lam), step=step)
+        sig = self.h_sigreg(self.metric.apply_sqrt(z, log_lam), self.h_sigreg.directions(z.shape[-1], step, z.device))
         sign = 1.0 if self.h_mode == "min" else -1.0
         loss = sign * self.lambda_reg * sig
         if self.spectral_weight:
@@ -265,13 +272,15 @@ class HamSIGRegObjective(LeJEPAObjective):
             return None
         return self.spectrum_objective(upcast(z), step, self.metric.raw_parameters())
 
-    def forward(self, z: Tensor, *, step: int, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, D]``; step: training step (seeds SIGReg). ``H`` is a constant here."""
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, D]``; ctx: from :meth:`draw` (the step's SIGReg directions). ``H`` is a constant here."""
         self.check_no_target(z_target, type(self).__name__)
         self.check_views(z)
         inv = self.invariance_loss(z)
         log_lam = self.log_spectrum()
-        sig = self.sigreg(self.metric.apply_sqrt(upcast(z), log_lam), step=step)
+        sig = self.sigreg(
+            self.metric.apply_sqrt(upcast(z), log_lam), ctx.draw("sigreg_directions", type(self).__name__)
+        )
         total = self.combine(inv, sig)
         if self.metric.learnable:
             alpha, beta = self.current_alpha_beta()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from hamjepa.distributed import all_reduce_sum
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.base import BuildContext, Objective, ObjectiveOutput, StepContext
 from hamjepa.objectives.registry import register_objective
 from hamjepa.objectives.sigreg import SIGReg, SIGRegWeight
 
@@ -62,6 +62,11 @@ class LeJEPAObjective(Objective):
         self.num_global_views = num_global_views
         self.sigreg = SIGReg(num_slices=num_slices, n_points=n_points, t_max=t_max, weight=weight, seed=seed)
 
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> LeJEPAObjective:
+        """The run seed seeds the SIGReg directions unless the config sets ``seed``."""
+        return cls(**{"seed": ctx.seed, **kwargs})
+
     def invariance_loss(self, z: Tensor) -> Tensor:
         """``mean_{v,b,j} (mu_{b,j} - z_{v,b,j})^2`` over the global batch. Args: z ``[V, B, D]``."""
         v = z.shape[0]
@@ -74,9 +79,9 @@ class LeJEPAObjective(Objective):
         s = all_reduce_sum(local)
         return s[0] / s[1]
 
-    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
-        """Draw this step's SIGReg directions (host side, see :meth:`Objective.prepare_step`)."""
-        self.sigreg.prepare(z_shape[-1], step, device)
+    def draw(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> StepContext:
+        """This step's SIGReg directions ``[D, num_slices]`` (host side, see :meth:`Objective.draw`)."""
+        return StepContext(step, {"sigreg_directions": self.sigreg.directions(z_shape[-1], step, device)})
 
     def combine(self, inv: Tensor, sig: Tensor) -> Tensor:
         """The total loss from the invariance and SIGReg terms under :attr:`combination`: ``paper_code``
@@ -85,13 +90,12 @@ class LeJEPAObjective(Objective):
             return 0.5 * inv + self.lambda_reg * sig
         return (1.0 - self.lambda_reg) * inv + self.lambda_reg * sig
 
-    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, D]``; step: training step (seeds the SIGReg directions), or None after
-        :meth:`prepare_step`."""
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, D]``; ctx: from :meth:`draw` (the step's SIGReg directions)."""
         self.check_no_target(z_target, type(self).__name__)
         self.check_views(z)
         inv = self.invariance_loss(z)
-        sig = self.sigreg(z, step=step)
+        sig = self.sigreg(z, ctx.draw("sigreg_directions", type(self).__name__))
         total = self.combine(inv, sig)
         terms = {"pred": inv, "sigreg": sig, "total": total}
         return ObjectiveOutput(total, {k: t.detach() for k, t in terms.items()})

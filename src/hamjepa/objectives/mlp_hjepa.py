@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from torch import nn
 
+from hamjepa.objectives.base import BuildContext
 from hamjepa.objectives.hamjepa import HamJEPAObjective
 from hamjepa.objectives.registry import register_objective
 
@@ -28,3 +29,9 @@ class MLPHJEPAObjective(HamJEPAObjective):
 
     def __init__(self, *, predictor: nn.Module, residual_scale_warmup_epochs: int = 0, **kwargs: Any) -> None:
         super().__init__(predictor=predictor, residual_scale_warmup_epochs=residual_scale_warmup_epochs, **kwargs)
+
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> MLPHJEPAObjective:
+        """The engine's predictor only: the log-det projections are seeded by the config's ``objective.seed``
+        (default 0), not by the run seed, as in every MLP-HJEPA run so far (kept so their numbers reproduce)."""
+        return cls(**{**kwargs, "predictor": ctx.predictor})

@@ -44,8 +44,9 @@ class SIGReg(nn.Module):
     """Sliced Epps-Pulley statistic, averaged over views and slices (docs/spec.md §E.2).
 
     For ``z [V, B, D]`` (or ``[B, D]`` = one view): directions ``A [D, M]`` (unit-norm Gaussian columns)
-    are drawn from a ``torch.Generator`` on ``z``'s device seeded with ``mix_seed(seed, step)``, so all
-    ranks share ``A`` without communication and a new ``A`` is drawn every step. ``y = z A``; for knots
+    are drawn by :meth:`directions` from a ``torch.Generator`` seeded with ``mix_seed(seed, step)``, so all
+    ranks share ``A`` without communication and a new ``A`` is drawn every step (the caller draws them before
+    the step and passes them to ``forward``). ``y = z A``; for knots
     ``t_j``: ``c_j = mean_b cos(t_j y)``, ``s_j = mean_b sin(t_j y)`` with the cos/sin **sums** and the
     sample count ``B`` all-reduced over ranks; ``T_{v,m} = B sum_j W_j [(c_j - exp(-t_j^2/2))^2 + s_j^2]``
     and the result is ``mean_{v,m} T_{v,m}`` (0-d, fp32).
@@ -79,7 +80,6 @@ class SIGReg(nn.Module):
         self.register_buffer("knots", t.float(), persistent=False)
         self.register_buffer("weights", w.float(), persistent=False)
         self.register_buffer("target_cf", torch.exp(-0.5 * t.square()).float(), persistent=False)
-        self._prepared: Tensor | None = None  # directions drawn by prepare() for a compiled step
 
     def directions(self, dim: int, step: int, device: torch.device) -> Tensor:
         """Unit-norm slicing directions ``A [dim, num_slices]`` (fp32) for training step ``step``."""
@@ -89,28 +89,21 @@ class SIGReg(nn.Module):
         a = torch.randn(dim, self.num_slices, generator=gen, device=device, dtype=torch.float32)
         return a / a.norm(dim=0, keepdim=True)
 
-    def prepare(self, dim: int, step: int, device: torch.device) -> None:
-        """Draw the directions of ``step`` now (host side), for a later ``forward(z, step=None)``.
-
-        A compiled training step calls this outside its graph: the generator cannot be traced.
-        """
-        self._prepared = self.directions(dim, step, device)
-
-    def forward(self, z: Tensor, *, step: int | None) -> Tensor:
-        """Args: z ``[V, B, D]`` or ``[B, D]``; step: training step (seeds the directions), or None to use
-        the directions drawn by :meth:`prepare`. Returns 0-d."""
+    def forward(self, z: Tensor, directions: Tensor) -> Tensor:
+        """Args: z ``[V, B, D]`` or ``[B, D]``; directions: ``A [D, num_slices]``, this step's
+        :meth:`directions` (drawn on the host before the step). Returns 0-d."""
         if not isinstance(z, torch.Tensor) or z.ndim not in (2, 3):
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"SIGReg input must be [V, B, D] or [B, D], got {shape}")
         if z.ndim == 2:
             z = z.unsqueeze(0)
         v, b, d = z.shape
-        if step is None:
-            a = self._prepared
-            if a is None or a.shape[0] != d:
-                raise ValueError(f"SIGReg: step=None needs prepare({d}, step, device) first")
-        else:
-            a = self.directions(d, step, z.device)
+        a = directions
+        if a.ndim != 2 or tuple(a.shape) != (d, self.num_slices):
+            raise ValueError(
+                f"SIGReg: directions must be [D={d}, num_slices={self.num_slices}] (SIGReg.directions(D, step, "
+                f"device)), got {tuple(a.shape)}"
+            )
         y = upcast(z) @ a.to(upcast(z).dtype)  # [V, B, M]
         ty = y.unsqueeze(-1) * self.knots  # [V, B, M, J]
         local = torch.cat(

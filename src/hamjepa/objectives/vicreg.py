@@ -9,14 +9,14 @@ wrapper (``objective.name: vicreg``) that adds the optional expander and the wei
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from hamjepa.distributed import all_reduce_sum, get_world_size
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.base import BuildContext, Objective, ObjectiveOutput, StepContext
 from hamjepa.objectives.registry import register_objective
 
 
@@ -122,8 +122,13 @@ class VICRegObjective(Objective):
         self.gamma, self.eps = float(gamma), float(eps)
         self.expander = build_expander(dim, widths) if widths else None
 
-    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, D]``; step: unused (VICReg draws nothing), accepted for the common signature."""
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> VICRegObjective:
+        """The encoder width fills ``dim`` (the expander's input) unless the config sets it."""
+        return cls(**{"dim": ctx.dim, **kwargs})
+
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, D]``; ctx: the step (VICReg draws nothing)."""
         self.check_no_target(z_target, type(self).__name__)
         v, b, d = self.check_views(z)
         if b * get_world_size() < 2:

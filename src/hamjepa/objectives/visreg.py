@@ -9,14 +9,14 @@ chooses the batch (``ddp`` mode) and weighs the terms.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from hamjepa.distributed import all_gather_cat, get_rank
 from hamjepa.numerics import upcast
-from hamjepa.objectives.base import Objective, ObjectiveOutput
+from hamjepa.objectives.base import BuildContext, Objective, ObjectiveOutput, StepContext
 from hamjepa.objectives.registry import register_objective
 from hamjepa.seeding import mix_seed
 
@@ -142,7 +142,11 @@ class VISRegObjective(Objective):
         self.w_scale, self.w_shape, self.w_center = float(w_scale), float(w_shape), float(w_center)
         self.num_slices, self.eps = num_slices, float(eps)
         self.num_global_views, self.ddp, self.seed = num_global_views, ddp, seed
-        self._prepared: Tensor | None = None  # directions drawn by prepare_step() for a compiled step
+
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> VISRegObjective:
+        """The run seed seeds the directions unless the config sets ``seed``."""
+        return cls(**{"seed": ctx.seed, **kwargs})
 
     def draw_directions(self, step: int, dim: int, device: torch.device) -> Tensor:
         """This step's unit directions ``[dim, num_slices]`` (float32).
@@ -157,9 +161,9 @@ class VISRegObjective(Objective):
         a = torch.randn(dim, self.num_slices, generator=gen, device=device, dtype=torch.float32)
         return a / a.norm(dim=0, keepdim=True)
 
-    def prepare_step(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> None:
-        """Draw this step's directions (host side, see :meth:`Objective.prepare_step`)."""
-        self._prepared = self.draw_directions(step, z_shape[-1], device)
+    def draw(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> StepContext:
+        """This step's directions ``[D, num_slices]`` (host side, see :meth:`Objective.draw`)."""
+        return StepContext(step, {"directions": self.draw_directions(step, z_shape[-1], device)})
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:
         """The total loss from :func:`visreg_terms`' terms: ``(1 - lam) pred + lam (w_scale scale + w_shape shape
@@ -167,17 +171,11 @@ class VISRegObjective(Objective):
         reg = self.w_scale * terms["scale"] + self.w_shape * terms["shape"] + self.w_center * terms["center"]
         return (1.0 - self.lam) * terms["pred"] + self.lam * reg
 
-    def forward(self, z: Tensor, *, step: int | None, z_target: Tensor | None = None) -> ObjectiveOutput:
-        """Args: z ``[V, B, D]`` (this rank's batch); step: training step (seeds the directions), or None
-        after :meth:`prepare_step`."""
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
+        """Args: z ``[V, B, D]`` (this rank's batch); ctx: from :meth:`draw` (the step's directions)."""
         self.check_no_target(z_target, type(self).__name__)
-        _, _, d = self.check_views(z)
-        if step is None:
-            directions = self._prepared
-            if directions is None or directions.shape[0] != d:
-                raise ValueError(f"VISReg: step=None needs prepare_step(step, z_shape, device) for D={d} first")
-        else:
-            directions = self.draw_directions(step, d, z.device)
+        self.check_views(z)
+        directions = ctx.draw("directions", type(self).__name__)
         batch = all_gather_cat(z, dim=1) if self.ddp == "global" else z
         if batch.shape[1] < 2:
             raise ValueError(f"VISReg needs a batch of at least 2 samples, got z of shape {tuple(batch.shape)}")

@@ -26,7 +26,7 @@ from typing import Any
 from hamjepa.components import load_config
 from hamjepa.config import Config
 from hamjepa.data import build_eval_data_from_config
-from hamjepa.engine.build import build_encoder
+from hamjepa.engine.build import build_model
 from hamjepa.engine.device import seed_everything
 from hamjepa.engine.train_state import checkpoint_path
 from hamjepa.engine.trainer import Trainer
@@ -98,7 +98,7 @@ def _eval_options(opts: DemoOptions) -> Any:
 def _evaluate_random_init(cfg: Config, out: Path, opts: DemoOptions) -> dict[str, Any]:
     """The untrained encoder of ``cfg`` (the trainer's seeding, so the weights every demo run starts from)."""
     seed_everything(cfg.seed)
-    encoder = build_encoder(cfg)
+    encoder, _ = build_model(cfg)
     config = cfg.to_dict()
     return evaluate(
         encoder,

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from hamjepa.config import Config, OptimConfig, PredictorConfig
-from hamjepa.engine.build import build_objective
+from hamjepa.engine.build import build_context, build_objective
 from hamjepa.objectives.base import Objective
 from hamjepa.objectives.bijepa import norm_mode_settings
 from hamjepa.sequences.data import ImageHalves, SequenceTask, make_lorenz_task, make_sine_task
@@ -163,7 +163,7 @@ def build_benchmark_objective(
     """The objective (with its predictor(s)) of ``method`` in :data:`METHODS`, built by the engine from
     :func:`benchmark_config`."""
     cfg = benchmark_config(method, settings, norm_mode=norm_mode, seed=seed)
-    return build_objective(cfg, encoder_dim=settings.embed_dim)  # type: ignore[return-value]
+    return build_objective(cfg, build_context(cfg, dim=settings.embed_dim))
 
 
 def _sequence_batches(task: SequenceTask, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -211,7 +211,7 @@ def run_sequence(
         unit_sphere=mode.unit_sphere,
     )
     cfg = benchmark_config(method, settings, norm_mode=norm_mode, seed=seed)
-    objective = build_objective(cfg, encoder_dim=settings.embed_dim)
+    objective = build_objective(cfg, build_context(cfg, dim=settings.embed_dim))
     result = train_pairs(
         encoder, objective, _sequence_batches(task, settings.batch_size), steps=settings.steps, optim=cfg.optim
     )
@@ -296,7 +296,7 @@ def run_image_halves(
         settings.embed_dim, layer_norm=mode.layer_norm, unit_sphere=mode.unit_sphere, hidden_dim=settings.hidden_dim
     )
     cfg = benchmark_config(method, settings, norm_mode=norm_mode, seed=seed)
-    objective = build_objective(cfg, encoder_dim=settings.embed_dim)
+    objective = build_objective(cfg, build_context(cfg, dim=settings.embed_dim))
     result = train_pairs(
         encoder, objective, _image_batches(halves, settings.batch_size, seed), steps=settings.steps, optim=cfg.optim
     )

@@ -71,20 +71,15 @@ def pair_views(encoder: nn.Module, x: Tensor, y: Tensor) -> Tensor | list[Tensor
     return torch.stack([x, y])
 
 
-def predict_forward(objective: nn.Module, z: Tensor) -> Tensor:
-    """The objective's forward (context -> target) latent prediction ``[B, D] -> [B, D]``.
+def predict_forward(objective: Objective, z: Tensor) -> Tensor:
+    """The objective's forward (context -> target) latent prediction ``[B, D] -> [B, D]``
+    (:meth:`~hamjepa.objectives.base.Objective.predict` with ``direction=+1``).
 
-    Works for objectives with ``predict(z, direction)`` (BiJEPA) or a ``predictor`` module taking
-    ``direction`` (HamJEPA / MLP-HJEPA). Gradients are enabled locally because the Hamiltonian predictor
-    differentiates its potential; the result is detached.
+    Gradients are enabled locally because the Hamiltonian predictor differentiates its potential; the result
+    is detached.
     """
     with torch.enable_grad():
-        if hasattr(objective, "predict"):
-            out = objective.predict(z, 1)
-        elif isinstance(getattr(objective, "predictor", None), nn.Module):
-            out = objective.predictor(z, direction=1)
-        else:
-            raise ValueError(f"{type(objective).__name__} has neither predict() nor a predictor module")
+        out = objective.predict(z, 1)
     return out.detach()
 
 
