@@ -72,7 +72,7 @@ def test_from_context_passes_dim_seed_predictor_and_token_layout() -> None:
     assert ham.predictor is predictor and ham.logdet_q.seed == 7 and ham.logdet_p.seed == 8
     assert HamJEPAObjective.from_context(ctx, seed=3).logdet_q.seed == 3  # the config wins
     mlp = MLPHJEPAObjective.from_context(BuildContext(dim=16, seed=7, predictor=make_mlp_predictor(16)))
-    assert mlp.logdet_q.seed == 0  # MLP-HJEPA never took the run seed (its records depend on it)
+    assert mlp.logdet_q.seed == 7 and mlp.logdet_p.seed == 8  # the run seed, as for HamJEPA
     assert LeJEPAObjective.from_context(ctx).sigreg.seed == 7
     assert VISRegObjective.from_context(ctx, seed=2).seed == 2
     ham_sig = HamSIGRegObjective.from_context(ctx, metric="grid")

@@ -11,7 +11,6 @@ from typing import Any, ClassVar, Literal
 
 from torch import nn
 
-from hamjepa.objectives.base import BuildContext
 from hamjepa.objectives.hamjepa import HamJEPAObjective
 from hamjepa.objectives.registry import register_objective
 
@@ -21,7 +20,8 @@ class MLPHJEPAObjective(HamJEPAObjective):
     """HamJEPA objective around an ``MLPPredictor``; accepts every :class:`HamJEPAObjective` keyword.
 
     Differences from ``HamJEPAObjective``: ``residual_scale_warmup_epochs`` defaults to 0 (an MLP
-    predictor has no residual scale).
+    predictor has no residual scale). Built like HamJEPA (:meth:`HamJEPAObjective.from_context`: the engine's
+    predictor and the run seed), so the ablation differs from HamJEPA in its predictor only.
     """
 
     predictor_kind: ClassVar[Literal["hamiltonian", "mlp"] | None] = "mlp"
@@ -29,9 +29,3 @@ class MLPHJEPAObjective(HamJEPAObjective):
 
     def __init__(self, *, predictor: nn.Module, residual_scale_warmup_epochs: int = 0, **kwargs: Any) -> None:
         super().__init__(predictor=predictor, residual_scale_warmup_epochs=residual_scale_warmup_epochs, **kwargs)
-
-    @classmethod
-    def from_context(cls, ctx: BuildContext, **kwargs: Any) -> MLPHJEPAObjective:
-        """The engine's predictor only: the log-det projections are seeded by the config's ``objective.seed``
-        (default 0), not by the run seed, as in every MLP-HJEPA run so far (kept so their numbers reproduce)."""
-        return cls(**{**kwargs, "predictor": ctx.predictor})
