@@ -16,7 +16,7 @@ TINY = ["data.subset=64", "data.eval_subset=100", "data.batch_size=32", "train.e
 def test_demo_config_is_the_shipped_config_made_cpu_sized() -> None:
     cfg = demo_config("hamjepa", DemoOptions(data_path="DATA/cifar100.npz", overrides=("train.epochs=2",)))
     assert cfg.objective["name"] == "hamjepa" and cfg.train.device == "cpu"
-    assert cfg.data.subset == 10000 and cfg.train.epochs == 2 and not cfg.train.eval_at_end
+    assert cfg.data.subset == 20000 and cfg.train.epochs == 2 and not cfg.train.eval_at_end
     assert cfg.model.kwargs["stem"] == "imagenet" and cfg.model.kwargs["token_layer"] == "layer2"
     with pytest.raises(ValueError, match=r"choose from .*hamjepa"):
         demo_config("nope", DemoOptions(data_path="x.npz"))

@@ -62,7 +62,7 @@ def build_context(cfg: Config, *, dim: int, token_channels: int | None = None, s
     :func:`build_model` makes it.
     """
     cls = objective_class(cfg)
-    predictor = build_predictor(cfg, dim) if getattr(cls, "predictor_kind", None) is not None else None
+    predictor = build_predictor(cfg, dim) if cls.predictor_kind is not None else None
     return BuildContext(dim=dim, seed=cfg.seed, token_channels=token_channels, split_qp=split_qp, predictor=predictor)
 
 

@@ -136,7 +136,7 @@ class Trainer:
         if cfg.model.channels_last:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.target_encoder: nn.Module | None = None
-        if getattr(self.objective, "needs_target_encoder", False):
+        if self.objective.needs_target_encoder:
             self.target_encoder = make_target_encoder(self.encoder)
         self.module = JEPAModule(
             self.encoder,

@@ -1,5 +1,5 @@
-"""The encoder seam holds: an encoder registered in this test file alone (no file under src/ edited) trains two
-steps, evaluates, exports and loads the export, exactly like a built-in one."""
+"""The seams hold: an encoder and an objective registered in this test file alone (no file under src/ edited)
+train two steps, evaluate, export and load the export, exactly like built-in ones."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from hamjepa.evaluation.cli import evaluate_run
 from hamjepa.inference.export import export_run
 from hamjepa.models import Encoder, TokenLayout, flatten_tokens
 from hamjepa.models.registry import ENCODERS
+from hamjepa.objectives.base import BuildContext, Objective, ObjectiveOutput, StepContext
+from hamjepa.objectives.registry import OBJECTIVES
 
 pytestmark = pytest.mark.slow  # two training steps, an evaluation and an export (a few seconds)
 
@@ -58,9 +60,51 @@ class StridedConvTokens(Encoder):
         return "two strided convs (test encoder)"
 
 
+OBJECTIVE = "test_projected_view_mse"
+
+
+class ProjectedViewMSE(Objective):
+    """Predict view 1 from view 0 with a linear map, compared on this step's random projection of ``z`` (a
+    stand-in for a user's objective: it declares its needs, is built from the context, draws per step and exposes
+    its predictor)."""
+
+    description = "projected view MSE (test objective)"
+
+    def __init__(self, *, dim: int, proj_dim: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        self.dim, self.proj_dim, self.seed = dim, proj_dim, seed
+        self.predictor = nn.Linear(dim, dim)
+
+    @classmethod
+    def from_context(cls, ctx: BuildContext, **kwargs: object) -> ProjectedViewMSE:
+        return cls(**{"dim": ctx.dim, "seed": ctx.seed, **kwargs})  # type: ignore[arg-type]
+
+    def draw(self, step: int, z_shape: tuple[int, int, int], device: torch.device) -> StepContext:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        projection = torch.randn(z_shape[-1], self.proj_dim, generator=gen)
+        return StepContext(step, {"projection": projection.to(device)})
+
+    def forward(self, z: Tensor, ctx: StepContext, z_target: Tensor | None = None) -> ObjectiveOutput:
+        self.check_views(z)
+        self.check_no_target(z_target, type(self).__name__)
+        r = ctx.draw("projection", type(self).__name__).to(z.dtype)
+        pred = ((self.predictor(z[0]) - z[1].detach()) @ r).pow(2).mean()
+        scale = (z.pow(2).mean() - 1.0).pow(2)
+        loss = pred + scale
+        return ObjectiveOutput(loss, {"pred": pred.detach(), "scale": scale.detach()})
+
+    def predictors(self) -> dict[str, nn.Module]:
+        return {"predictor": self.predictor}
+
+    def predict(self, z: Tensor, direction: int = 1) -> Tensor:
+        if direction != 1:
+            raise ValueError("ProjectedViewMSE predicts forward only (direction=+1)")
+        return self.predictor(z)
+
+
 @pytest.fixture(scope="module")
 def registered() -> Iterator[None]:
-    with ENCODERS.temporarily(NAME, StridedConvTokens):
+    with ENCODERS.temporarily(NAME, StridedConvTokens), OBJECTIVES.temporarily(OBJECTIVE, ProjectedViewMSE):
         yield
 
 
@@ -95,6 +139,35 @@ def test_an_encoder_from_a_test_file_trains_evaluates_exports_and_loads(
     images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     z = from_export.embed(images)
     assert z.shape == (3, 8 * 8 * 8) and torch.equal(z, from_run.embed(images))
+
+
+def test_an_encoder_and_an_objective_from_a_test_file_train_evaluate_export_and_load(
+    registered: None, tmp_path: Path
+) -> None:
+    data = write_tiny_cifar(tmp_path / "tiny.npz", n_train=16, n_test=16)
+    values = yaml.safe_load((REPO / "configs" / "cifar100_sigreg.yaml").read_text())
+    values["model"] = {"name": NAME, "width": 8, "split_qp": False}
+    values["objective"] = {"name": OBJECTIVE, "proj_dim": 3}
+    values["predictor"] = {"kind": "none"}
+    overrides = tiny_overrides(data, **{"train.max_steps": 2, "train.epochs": 1, "data.eval_subset": 16})
+    cfg = config_from_dict(apply_overrides(values, overrides))
+    run = tmp_path / "run"
+    Trainer(cfg, run_dir=run).fit()
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 2 and state["config"]["objective"] == {"name": OBJECTIVE, "proj_dim": 3}
+    assert any(k.startswith("predictor.") for k in state["objective"])
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("pred" in r and "scale" in r for r in lines if r.get("kind") == "train")
+
+    evaluate_run(run, device="cpu", options=EvalOptions(k_values=(1, 5), probe_epochs=1, plots=False, progress=False))
+    assert set(json.loads((run / "eval" / "metrics.json").read_text())["readouts"]) == {"z"}
+    out = export_run(run, tmp_path / "export")
+    assert "projected view MSE (test objective)" in (out / "README.md").read_text()
+    from_run, from_export = hamjepa.load(run, device="cpu"), hamjepa.load(out, device="cpu")
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    z = from_export.embed(images)
+    assert torch.equal(z, from_run.embed(images))
+    assert torch.equal(from_run.predict(z), from_export.predict(z))
 
 
 def test_the_docs_encoder_example_followed_literally_works(tmp_path: Path) -> None:
