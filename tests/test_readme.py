@@ -76,3 +76,20 @@ def test_readme_sliced_rollout_numbers_match_the_committed_results_file() -> Non
     }
     for phrase in quoted:
         assert phrase in text, phrase
+
+
+def test_readme_cpu_demo_numbers_match_the_committed_results_file() -> None:
+    """The CPU demo's kNN@20 quoted in the README are those of the newest committed ``cpu_demo`` result."""
+    import json
+
+    results = sorted((README.parent / "benchmarks" / "results").glob("cpu_demo_*.json"))
+    assert results, "no committed CPU demo result"
+    data = json.loads(results[-1].read_text())
+    scores = {row["run"]: row["scores"] for row in data["rows"]}
+    text = " ".join(README.read_text().split())
+    assert f"`{data['provenance']['commit']}`" in text and results[-1].name in text
+    for run, readout in (("hamjepa", "qp"), ("sigreg", "z"), ("random_init", "qp")):
+        assert f"{scores[run][readout]['knn@20']:.2f} %" in text, (run, readout)
+    for run in ("hamjepa", "sigreg", "random_init"):
+        assert f"{scores[run]['pooled (standard)']['knn@20']:.2f} %" in text, run
+    assert f"{sum(data['timings_s'].values()) / 60:.1f} minutes" in text

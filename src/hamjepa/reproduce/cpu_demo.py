@@ -4,7 +4,8 @@ The paper's protocol needs a GPU (30 epochs over 50,000 images through a ResNet-
 per image forward + backward). This demo trains HamJEPA and SIGReg with their shipped CIFAR-100 configs made
 CPU-sized (:data:`DEMO_OVERRIDES`): 20,000 training images for 5 epochs, and the same ResNet-18 with torchvision's
 ImageNet stem (a stride-4 stem: 0.12 GFLOP per image) with its 4 x 4 grid of layer2 tokens (``z`` of 512 = 16 x
-32), so that both runs and the three evaluations fit in about a quarter of an hour on 2 cores. It then evaluates
+32), so that both runs and the three evaluations take about 8 minutes on 2 cores (measured: docs/RESULTS.md,
+"CPU demo"). It then evaluates
 both, and the **same encoder at its random initialisation** (the weights both runs start from), under the same
 protocols on the same evaluation slice: the paper's token protocol (kNN@10/20/50 and its linear probe on ``z``
 or ``q`` / ``p`` / ``qp``) and the standard one (weighted kNN on the pooled backbone feature). Learning shows as
