@@ -170,20 +170,23 @@ def test_an_encoder_and_an_objective_from_a_test_file_train_evaluate_export_and_
     assert torch.equal(from_run.predict(z), from_export.predict(z))
 
 
-def test_the_docs_encoder_example_followed_literally_works(tmp_path: Path) -> None:
-    """extending.md's encoder, saved as a user module, import-sorted by ruff and imported in a fresh interpreter
-    (no registration order to get right), is selected by the page's YAML and trains one step."""
+def _train_a_docs_example_as_a_user_module(
+    tmp_path: Path, *, marker: str, module: str, config: str, section: dict[str, object], check: str
+) -> dict[str, object]:
+    """extending.md's python block containing ``marker``, saved as the user module ``module``, import-sorted by
+    ``ruff --fix`` and imported in a fresh interpreter (no registration order or import cycle to get right),
+    trains one step of ``configs/<config>.yaml`` updated with ``section``; ``check`` runs on the loaded ``cfg``.
+    Returns the checkpoint."""
     import os
     import re
     import subprocess
     import sys
 
     page = (REPO / "docs" / "extending.md").read_text()
-    code = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "register_encoder(" in b)
-    model = next(b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "patch_tokens" in b)
-    (tmp_path / "my_encoders.py").write_text(code)
+    code = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if marker in b)
+    (tmp_path / f"{module}.py").write_text(code)
     fix = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--select", "I", "--fix", "--isolated", "my_encoders.py"],
+        [sys.executable, "-m", "ruff", "check", "--select", "I", "--fix", "--isolated", f"{module}.py"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -192,59 +195,49 @@ def test_the_docs_encoder_example_followed_literally_works(tmp_path: Path) -> No
         pytest.skip("ruff is not installed")
     assert fix.returncode == 0, fix.stdout + fix.stderr
     data = write_tiny_cifar(tmp_path / "tiny.npz", n_train=8, n_test=8)
-    values = yaml.safe_load((REPO / "configs" / "cifar100_hamjepa.yaml").read_text())
-    values.update(yaml.safe_load(model))
+    values = yaml.safe_load((REPO / "configs" / f"{config}.yaml").read_text())
+    values.update(section)
     overrides = tiny_overrides(data, **{"train.max_steps": 1, "train.epochs": 1})
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(apply_overrides(values, overrides)))
     script = (
-        "import my_encoders\n"
+        f"import {module}\n"
         "from hamjepa.components import load_config\n"
         "from hamjepa.engine.trainer import Trainer\n"
         "cfg = load_config('run.yaml')\n"
-        "assert cfg.model.name == 'patch_tokens', cfg.model\n"
+        f"{check}\n"
         "Trainer(cfg, run_dir='run').fit()\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO / "src")])}
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == 1
+    return torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+
+
+def test_the_docs_encoder_example_followed_literally_works(tmp_path: Path) -> None:
+    """extending.md's encoder as a user module is selected by the page's YAML and trains one step."""
+    import re
+
+    page = (REPO / "docs" / "extending.md").read_text()
+    model = next(b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "patch_tokens" in b)
+    state = _train_a_docs_example_as_a_user_module(
+        tmp_path,
+        marker="register_encoder(",
+        module="my_encoders",
+        config="cifar100_hamjepa",
+        section=yaml.safe_load(model),
+        check="assert cfg.model.name == 'patch_tokens', cfg.model",
+    )
+    assert state["step"] == 1
 
 
 def test_the_docs_objective_example_followed_literally_works(tmp_path: Path) -> None:
-    """extending.md's objective, saved as a user module, import-sorted by ruff and imported in a fresh interpreter
-    (no circular import whatever the import order), is selected by the page's config and trains one step."""
-    import os
-    import re
-    import subprocess
-    import sys
-
-    page = (REPO / "docs" / "extending.md").read_text()
-    code = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "register_objective(" in b)
-    (tmp_path / "my_objectives.py").write_text(code)
-    fix = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--select", "I", "--fix", "--isolated", "my_objectives.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    """extending.md's objective as a user module is selected by the page's ``objective:`` and trains one step."""
+    state = _train_a_docs_example_as_a_user_module(
+        tmp_path,
+        marker="register_objective(",
+        module="my_objectives",
+        config="cifar100_sigreg",
+        section={"objective": {"name": "view_mse", "budget_weight": 0.2}},
+        check="assert cfg.objective['name'] == 'view_mse', cfg.objective",
     )
-    if fix.returncode != 0 and "No module named ruff" in fix.stderr:
-        pytest.skip("ruff is not installed")
-    assert fix.returncode == 0, fix.stdout + fix.stderr
-    data = write_tiny_cifar(tmp_path / "tiny.npz", n_train=8, n_test=8)
-    values = yaml.safe_load((REPO / "configs" / "cifar100_sigreg.yaml").read_text())
-    values["objective"] = {"name": "view_mse", "budget_weight": 0.2}
-    overrides = tiny_overrides(data, **{"train.max_steps": 1, "train.epochs": 1})
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(apply_overrides(values, overrides)))
-    script = (
-        "import my_objectives\n"
-        "from hamjepa.components import load_config\n"
-        "from hamjepa.engine.trainer import Trainer\n"
-        "cfg = load_config('run.yaml')\n"
-        "assert cfg.objective['name'] == 'view_mse', cfg.objective\n"
-        "Trainer(cfg, run_dir='run').fit()\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO / "src")])}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 1 and state["config"]["objective"]["name"] == "view_mse"
