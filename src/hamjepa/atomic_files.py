@@ -23,13 +23,19 @@ def umask_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``path`` through ``write(binary file)`` atomically, with umask permissions; returns ``path``."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], *, fsync: bool = False) -> Path:
+    """Write ``path`` through ``write(binary file)`` atomically, with umask permissions; returns ``path``.
+
+    ``fsync``: flush the data to the disk before the rename (checkpoints: a crash right after the rename must
+    not leave an empty file under the final name)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, umask_file_mode())
         os.replace(tmp, path)
     except BaseException:

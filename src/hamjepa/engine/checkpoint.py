@@ -12,11 +12,9 @@ CPU/CUDA, Python and NumPy generator states), ``epoch_complete`` (bool).
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hamjepa.atomic_files import atomic_write
 from hamjepa.components import config_from_dict
 from hamjepa.engine.build import build_model
 from hamjepa.engine.run_logger import recorded_plugins
@@ -39,20 +38,11 @@ EXPORT_MANIFEST_NAME = "hamjepa_export.json"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename), with the
+    permissions of every other file of the run (the umask: ``0644`` under umask ``022``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(state, fh), fsync=True)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
