@@ -21,7 +21,7 @@ import yaml
 from hamjepa.config.catalog import ComponentCatalog
 from hamjepa.config.schema import Config
 
-__all__ = ["argument_docstrings", "args_section", "attribute_docstrings", "class_docstrings", "describe_config"]
+__all__ = ["args_section", "argument_docstrings", "attribute_docstrings", "class_docstrings", "describe_config"]
 
 
 def attribute_docstrings(cls: type) -> dict[str, str]:
@@ -135,7 +135,7 @@ def _section(obj: Any, indent: str, width: int, arguments: dict[str, dict[str, s
         lines += _comment(docs.get(f.name, ""), indent, width)
         if f.metadata.get("written_flat"):  # model.kwargs: the encoder's arguments sit flat in the section
             # a blank line keeps the field's comment apart from the first argument's
-            lines += ([""] if lines and lines[-1].lstrip().startswith("#") and value else [])
+            lines += [""] if lines and lines[-1].lstrip().startswith("#") and value else []
             lines += _entries(value, key_docs, indent, width)
         elif dataclasses.is_dataclass(value):
             lines.append(f"{indent}{f.name}:")
@@ -148,9 +148,7 @@ def _section(obj: Any, indent: str, width: int, arguments: dict[str, dict[str, s
     return lines
 
 
-def describe_config(
-    cfg: Config, *, title: str = "", width: int = 100, catalog: ComponentCatalog | None = None
-) -> str:
+def describe_config(cfg: Config, *, title: str = "", width: int = 100, catalog: ComponentCatalog | None = None) -> str:
     """``cfg`` as YAML (loadable: ``yaml.safe_load`` gives ``cfg.to_dict()``) with each key's documentation
     as a comment above it. A key without documentation is written bare.
 
