@@ -3,7 +3,8 @@
 Three kinds of page are written at build time from the code itself, so they cannot drift from it:
 
 * ``reference/configs.md``: every field of the config dataclasses reachable from ``hamjepa.config.Config``
-  (dotted key, type, default, attribute docstring) and the keyword arguments of every registered objective;
+  (dotted key, type, default, attribute docstring) and the keyword arguments of every registered objective
+  and encoder (with their ``Args:`` entries);
 * ``reference/cli.md``: the ``--help`` text of ``hamjepa`` and of every (nested) subcommand, found by walking
   the argparse parser of ``hamjepa.cli.build_parser``;
 * ``api/<name>.md``: one mkdocstrings page per subpackage of ``src/hamjepa`` (plus one for the top-level
@@ -61,6 +62,15 @@ def class_docstrings(cls: type) -> dict[str, str]:
     which ``hamjepa config`` prints too)."""
     _ensure_importable()
     from hamjepa.config.describe import class_docstrings as docstrings
+
+    return docstrings(cls)
+
+
+def argument_docstrings(cls: type) -> dict[str, str]:
+    """The ``Args:`` entries of an objective's or encoder's docstrings
+    (:func:`hamjepa.config.describe.argument_docstrings`, which ``hamjepa config`` prints too)."""
+    _ensure_importable()
+    from hamjepa.config.describe import argument_docstrings as docstrings
 
     return docstrings(cls)
 
@@ -169,8 +179,9 @@ def _code(text: str) -> str:
     return f"`{text}`"
 
 
-def objective_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
-    """For each registered objective: (name, class, [(key, type, default)]) of its config keywords."""
+def objective_tables() -> list[tuple[str, type, list[tuple[str, str, str, str]]]]:
+    """For each registered objective: (name, class, [(key, type, default, description)]) of its config
+    keywords."""
     _ensure_importable()
     from hamjepa.components import CATALOG
     from hamjepa.config import objective_schema
@@ -178,16 +189,18 @@ def objective_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
 
     out = []
     for name in available_objectives():
-        rows = []
+        cls, rows = get_objective_class(name), []
+        docs = argument_docstrings(cls)
         for key, (param, tp) in objective_schema(name, catalog=CATALOG).items():
             default = dataclasses.MISSING if param.default is inspect.Parameter.empty else param.default
-            rows.append((key, type_name(tp), _yaml_value(default)))
-        out.append((name, get_objective_class(name), rows))
+            rows.append((key, type_name(tp), _yaml_value(default), docs.get(key, "")))
+        out.append((name, cls, rows))
     return out
 
 
-def encoder_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
-    """For each registered encoder: (name, class, [(key, type, default)]) of its ``model:`` keywords."""
+def encoder_tables() -> list[tuple[str, type, list[tuple[str, str, str, str]]]]:
+    """For each registered encoder: (name, class, [(key, type, default, description)]) of its ``model:``
+    keywords."""
     _ensure_importable()
     from hamjepa.components import CATALOG
     from hamjepa.config import encoder_schema
@@ -195,12 +208,34 @@ def encoder_tables() -> list[tuple[str, type, list[tuple[str, str, str]]]]:
 
     out = []
     for name in available_encoders():
-        rows = []
+        cls, rows = get_encoder_class(name), []
+        docs = argument_docstrings(cls)
         for key, (param, tp) in encoder_schema(name, catalog=CATALOG).items():
             default = dataclasses.MISSING if param.default is inspect.Parameter.empty else param.default
-            rows.append((key, type_name(tp), _yaml_value(default)))
-        out.append((name, get_encoder_class(name), rows))
+            rows.append((key, type_name(tp), _yaml_value(default), docs.get(key, "")))
+        out.append((name, cls, rows))
     return out
+
+
+def _keyword_tables(section: str, tables: list[tuple[str, type, list[tuple[str, str, str, str]]]]) -> list[str]:
+    """One table per registered class: ``section.key``, type, default and description of its keywords."""
+    lines: list[str] = []
+    for name, cls, rows in tables:
+        summary = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
+        lines += [
+            f"### `{section}.name: {name}`",
+            "",
+            f"Class: `{cls.__module__}.{cls.__qualname__}`. {summary}",
+            "",
+            "| key | type | default | description |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{section}.{key}` | {_code(tp)} | {_code(default)} | {_cell(doc) or '—'} |"
+            for key, tp, default, doc in rows
+        ]
+        lines.append("")
+    return lines
 
 
 def config_reference_markdown() -> str:
@@ -208,7 +243,7 @@ def config_reference_markdown() -> str:
     lines = [
         "# Configs reference",
         "",
-        "Generated from the config dataclasses (`hamjepa.config`) and the objective registry when the site is",
+        "Generated from the config dataclasses (`hamjepa.config`) and the component registries when the site is",
         "built, so it always matches the code. A run's YAML file has one mapping per section; every key can",
         "also be overridden on the command line with its dotted name, e.g. `train.epochs=80 seed=1`. Unknown",
         "keys, wrong types and impossible combinations are rejected with one `error:` line naming the fix.",
@@ -235,41 +270,19 @@ def config_reference_markdown() -> str:
         "",
         "The objective section is `name` plus keyword arguments of the registered objective class: its",
         "constructor signature *is* the schema (the `predictor` argument is built from the `predictor`",
-        "section). The meaning of each keyword is documented on the class (see the API pages).",
+        "section). The descriptions are the `Args:` entries of the class's docstring.",
         "",
     ]
+    lines += _keyword_tables("objective", objective_tables())
     lines += [
         "## `model` keywords per encoder",
         "",
         "Besides `model.name` and the engine keys above, the model section holds the keyword arguments of the",
         "registered encoder class (its constructor signature is the schema; a config without `model.name` is",
-        "`resnet18_tokens`). The meaning of each keyword is documented on the class (see the API pages).",
+        "`resnet18_tokens`). The descriptions are the `Args:` entries of the class's docstring.",
         "",
     ]
-    for name, cls, rows in encoder_tables():
-        lines += [
-            f"### `model.name: {name}`",
-            "",
-            f"Class: `{cls.__module__}.{cls.__qualname__}`. "
-            f"{(inspect.getdoc(cls) or '').split(chr(10) + chr(10))[0].replace(chr(10), ' ')}",
-            "",
-            "| key | type | default |",
-            "|---|---|---|",
-        ]
-        lines += [f"| `model.{key}` | {_code(tp)} | {_code(default)} |" for key, tp, default in rows]
-        lines.append("")
-    for name, cls, rows in objective_tables():
-        lines += [
-            f"### `objective.name: {name}`",
-            "",
-            f"Class: `{cls.__module__}.{cls.__qualname__}`. "
-            f"{(inspect.getdoc(cls) or '').split(chr(10) + chr(10))[0].replace(chr(10), ' ')}",
-            "",
-            "| key | type | default |",
-            "|---|---|---|",
-        ]
-        lines += [f"| `objective.{key}` | {_code(tp)} | {_code(default)} |" for key, tp, default in rows]
-        lines.append("")
+    lines += _keyword_tables("model", encoder_tables())
     return "\n".join(lines)
 
 

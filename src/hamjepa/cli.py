@@ -21,7 +21,8 @@ from hamjepa.plugins import import_plugins, load_entry_points
 
 # Modules that register subcommands with ``add_parser(subparsers)``, in help order. Before them
 # :func:`build_parser` registers train and bench with the evaluation callbacks (the engine never imports the
-# evaluation), then config with the components' config loader (the config layer sits below the registries).
+# evaluation), then config with the components' config loader and catalog (the config layer sits below the
+# registries).
 _SUBCOMMAND_MODULES = (
     "hamjepa.evaluation.cli",  # eval, compare
     "hamjepa.inference.cli",  # embed, export
@@ -44,6 +45,13 @@ def _load_config(path: str, overrides: Sequence[str]) -> Any:
     from hamjepa.components import load_config
 
     return load_config(path, overrides)
+
+
+def _catalog() -> Any:
+    """:data:`hamjepa.components.CATALOG` (what :func:`_load_config` validates against), imported on use."""
+    from hamjepa.components import CATALOG
+
+    return CATALOG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hamjepa.engine import cli as engine_cli
 
     engine_cli.add_parser(sub, callbacks=_training_callbacks)  # train, bench
-    config_cli.add_parser(sub, load=_load_config)  # config
+    config_cli.add_parser(sub, load=_load_config, catalog=_catalog)  # config
     for name in _SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser

@@ -1,7 +1,8 @@
 """``hamjepa config CONFIG [key=value ...]``: the resolved config with every key's documentation.
 
 Loading a config needs the registered components, which sit above this layer: the top-level CLI hands in the
-loader (:func:`hamjepa.components.load_config`) when it registers the command.
+loader (:func:`hamjepa.components.load_config`) and the catalog (:data:`hamjepa.components.CATALOG`, whose
+objective and encoder classes document the ``objective:`` and ``model:`` keys) when it registers the command.
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from hamjepa.config.catalog import ComponentCatalog
     from hamjepa.config.schema import Config
 
 ConfigLoader = Callable[[str, Sequence[str]], "Config"]
 """``(file, overrides) -> Config``: :func:`hamjepa.components.load_config`."""
+CatalogGetter = Callable[[], "ComponentCatalog"]
+"""``() -> ComponentCatalog``: the catalog ``load`` validates against (:data:`hamjepa.components.CATALOG`),
+fetched on use so that ``hamjepa --help`` does not import the components."""
 
 
-def run_config(args: argparse.Namespace, *, load: ConfigLoader) -> int:
+def run_config(args: argparse.Namespace, *, load: ConfigLoader, catalog: CatalogGetter) -> int:
     """Print the resolved config of ``args.args`` (a YAML file and overrides), loaded with ``load``, with each
-    key's help."""
+    key's help (the ``objective:`` and encoder keys' from the classes of ``catalog()``)."""
     from hamjepa.config import ConfigError
     from hamjepa.config.describe import describe_config
 
@@ -33,12 +38,13 @@ def run_config(args: argparse.Namespace, *, load: ConfigLoader) -> int:
         )
     cfg = load(configs[0], overrides)
     title = f"{configs[0]}" + (f" with {' '.join(overrides)}" if overrides else "") + ", resolved and validated"
-    print(describe_config(cfg, title=title), end="")
+    print(describe_config(cfg, title=title, catalog=catalog()), end="")
     return 0
 
 
-def add_parser(subparsers: Any, *, load: ConfigLoader) -> None:
-    """Register ``config`` on an ``argparse`` subparsers object; ``load`` loads a config file with overrides."""
+def add_parser(subparsers: Any, *, load: ConfigLoader, catalog: CatalogGetter) -> None:
+    """Register ``config`` on an ``argparse`` subparsers object; ``load`` loads a config file with overrides,
+    validating it against the components ``catalog()`` returns."""
     p = subparsers.add_parser(
         "config",
         help="print a config resolved (defaults + file + overrides) with every key's documentation",
@@ -55,4 +61,4 @@ def add_parser(subparsers: Any, *, load: ConfigLoader) -> None:
         metavar="CONFIG [key=value ...]",
         help="YAML config file followed by dotted overrides (key.subkey=value)",
     )
-    p.set_defaults(func=partial(run_config, load=load))
+    p.set_defaults(func=partial(run_config, load=load, catalog=catalog))

@@ -67,6 +67,36 @@ class HamJEPAObjective(Objective):
     pr_q, pr_p, logdet_q, logdet_p, eigmax_q, eigmax_p, z_mean2`` (``z_mean2 = ||mean(Z)||^2``);
     ``energy`` too when ``energy_weight > 0``; ``cholesky_info_q, cholesky_info_p`` (the Cholesky status
     of each projected covariance, 0 = factorised) with ``logdet_method="sync_free"``.
+
+    Args:
+        predictor: the phase-space predictor ``Psi`` (built by the engine from the ``predictor:`` section).
+        match: matching of the prediction: ``q`` (CIFAR), ``qp`` (ImageNet) or ``p`` (see above).
+        p_weight: weight of the ``p`` MSE in ``match='q'`` (0.2 on CIFAR).
+        bidirectional: also predict view 0 from view 1 and average the two directions.
+        backward_direction: direction of that backward prediction: -1 (exact inverse map, paper) or +1
+            (ImageNet-script variant).
+        detach_target: stop the gradient through the target embedding (``sg z``).
+        energy_weight: weight of the optional energy-conservation term (0 = off, every paper config).
+        budget_weight: weight ``w_bud`` of the scale budget (docs/spec.md §D.3).
+        target_q, target_p: target mean squared value of the ``q`` and ``p`` coordinates in the scale budget.
+        var_weight: weight ``w_var`` of the variance floors (docs/spec.md §D.4).
+        std_floor_q, std_floor_p: per-dimension standard-deviation floor of ``q`` / ``p`` (null = no floor).
+        logdet_weight: weight ``w_ld`` of the log-det floors of ``q`` and ``p`` with their PR and top-eigenvalue
+            terms (docs/spec.md §D.5).
+        logdet_proj_dim: dimension of the random projection the log-det floor is evaluated in.
+        logdet_floor: floor on the per-dimension log-determinant of the projected covariance.
+        logdet_eps: ridge added to the projected covariance.
+        logdet_refresh: redraw the random projection every this many steps.
+        logdet_method: ``sync_free`` (Cholesky, power iteration, no host synchronisation) or ``exact``
+            (``slogdet`` + ``eigvalsh``, the reference code's); same values to round-off.
+        pr_floor_q, pr_floor_p: floor on the normalised participation ratio of ``q`` / ``p`` (null = off).
+        eigmax_ceiling_q, eigmax_ceiling_p: ceiling on the top eigenvalue's share of the spectrum of ``q`` /
+            ``p`` (null = off).
+        mean_weight: weight ``w_mean`` of the mean penalty (docs/spec.md §D.6).
+        hinge: ``squared`` (reference code) or ``linear`` (paper text) hinge of the floors.
+        residual_scale_warmup_epochs: epochs ``E_w`` of the predictor's residual-scale warm-up (0 = none;
+            docs/spec.md §C.4).
+        seed: seed of the log-det projections (default: the run's ``seed``).
     """
 
     predictor_kind: ClassVar[Literal["hamiltonian", "mlp"] | None] = "hamiltonian"

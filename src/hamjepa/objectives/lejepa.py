@@ -31,6 +31,16 @@ class LeJEPAObjective(Objective):
     * ``combination='upstream'`` (LeJEPA reference): ``L = (1 - lambda) * L_inv + lambda * SIGReg``.
 
     Terms (detached 0-d): ``pred`` (= ``L_inv``, unweighted), ``sigreg`` (unweighted), ``total``.
+
+    Args:
+        lambda_reg: weight ``lambda`` of SIGReg.
+        combination: ``paper_code`` or ``upstream`` combination of the two terms (see above).
+        num_slices: random directions SIGReg projects on (redrawn every step).
+        n_points: quadrature knots of the Epps-Pulley statistic on ``[0, t_max]``.
+        t_max: last quadrature knot.
+        weight: ``gaussian`` or ``uniform`` quadrature weights.
+        num_global_views: the first this many views are global (null = all views).
+        seed: seed of SIGReg's directions (default: the run's ``seed``).
     """
 
     description: ClassVar[str] = "LeJEPA + SIGReg (isotropic Gaussian regulariser, no predictor)"

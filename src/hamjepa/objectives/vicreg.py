@@ -89,6 +89,16 @@ class VICRegObjective(Objective):
     under DDP they normalise with each device's batch.
 
     Terms (detached 0-d): ``invariance``, ``variance``, ``covariance`` (unweighted) and ``total``.
+
+    Args:
+        lam: weight of the invariance term (mean squared difference between the views).
+        mu: weight of the variance term (hinge on every column's standard deviation).
+        nu: weight of the covariance term (squared off-diagonal covariances).
+        gamma: target standard deviation of every column in the variance term.
+        eps: added to the variance under the square root.
+        expander_widths: layer widths of the MLP expander applied to every view first (e.g.
+            ``[2048, 2048, 2048]``); null = headless (the terms act on the encoder output).
+        dim: input width of the expander (default: the encoder's output width, filled in by the engine).
     """
 
     description: ClassVar[str] = "VICReg: invariance + variance + covariance terms (no predictor)"

@@ -103,6 +103,15 @@ class VISRegObjective(Objective):
 
     On one process both modes are the same computation. Terms (detached 0-d): ``pred``, ``center``,
     ``scale``, ``shape`` (unweighted) and ``total``.
+
+    Args:
+        lam: weight of the regularisers against the prediction term (0.9 ImageNet-1K, 0.6 small data sets).
+        w_scale, w_shape, w_center: weights of the scale, shape and centre regularisers.
+        num_slices: unit directions the shape term projects on (redrawn every step).
+        eps: added to the standard deviations that standardise the views for the shape term.
+        num_global_views: the first this many views are global (null = all views).
+        ddp: ``global`` or ``per_device`` evaluation under DDP (see above).
+        seed: seed of the directions (default: the run's ``seed``).
     """
 
     description: ClassVar[str] = "VISReg: view prediction + sliced scale, shape and centre regularisers (no predictor)"
