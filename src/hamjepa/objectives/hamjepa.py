@@ -86,7 +86,7 @@ class HamJEPAObjective(Objective):
         logdet_proj_dim: dimension of the random projection the log-det floor is evaluated in.
         logdet_floor: floor on the per-dimension log-determinant of the projected covariance.
         logdet_eps: ridge added to the projected covariance.
-        logdet_refresh: redraw the random projection every this many steps.
+        logdet_refresh: redraw the random projection every this many calls of the floor (one per training step).
         logdet_method: ``sync_free`` (Cholesky, power iteration, no host synchronisation) or ``exact``
             (``slogdet`` + ``eigvalsh``, the reference code's); same values to round-off.
         pr_floor_q, pr_floor_p: floor on the normalised participation ratio of ``q`` / ``p`` (null = off).
