@@ -76,7 +76,8 @@ class ModelConfig:
     compile: bool = False
     """Wrap the encoder in ``torch.compile``."""
     sync_batchnorm: bool = True
-    """Under DDP, convert BatchNorm to SyncBatchNorm so statistics are global-batch ones."""
+    """Under DDP, convert the BatchNorm layers of the encoder and of the objective (e.g. VICReg's expander) to
+    SyncBatchNorm (an all-reduce BatchNorm off CUDA) so statistics are global-batch ones."""
     kwargs: dict[str, Any] = field(default_factory=dict, metadata={"written_flat": True})
     """The encoder's constructor arguments, resolved (written flat in the ``model:`` section, never as
     ``model.kwargs``; the loader fills in the constructor's defaults). Empty = the encoder's defaults."""

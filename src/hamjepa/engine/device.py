@@ -62,11 +62,16 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def synchronise_batchnorm(encoder: nn.Module, device: torch.device) -> nn.Module:
-    """Global-batch BatchNorm statistics: ``SyncBatchNorm`` on CUDA, the gloo-friendly version elsewhere."""
+def synchronise_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Global-batch BatchNorm statistics: ``SyncBatchNorm`` on CUDA, the gloo-friendly version elsewhere.
+
+    Every BatchNorm layer inside ``module`` is replaced in place (a ``module`` that is itself a BatchNorm is
+    returned replaced); weights, buffers and state-dict keys are kept, so checkpoints load either way. The
+    trainer applies it to the encoder and to the objective (e.g. VICReg's expander) before wrapping in DDP.
+    """
     if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(encoder)
-    return convert_to_global_batchnorm(encoder)
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return convert_to_global_batchnorm(module)
 
 
 def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:

@@ -133,6 +133,7 @@ class Trainer:
         self.objective = objective.to(self.device, self.param_dtype)
         if self.world_size > 1 and cfg.model.sync_batchnorm:
             self.encoder = synchronise_batchnorm(self.encoder, self.device)
+            self.objective = synchronise_batchnorm(self.objective, self.device)  # e.g. VICReg's expander
         if cfg.model.channels_last:
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.target_encoder: nn.Module | None = None

@@ -84,9 +84,8 @@ class VICRegObjective(Objective):
     SIGReg baseline. With ``expander_widths`` (e.g. ``[2048, 2048, 2048]``) every view first goes through
     the 3-layer MLP expander of the VICReg paper (:func:`build_expander`), whose parameters train with the
     encoder. The published weights ``lam = mu = 25``, ``nu = 1``, ``gamma = 1``, ``eps = 1e-4`` are the
-    defaults. Statistics are global-batch ones under DDP. [D] The expander's BatchNorm layers are not
-    synchronised by the engine (``model.sync_batchnorm`` converts the encoder's only), so with an expander
-    under DDP they normalise with each device's batch.
+    defaults. Statistics are global-batch ones under DDP, the expander's BatchNorm layers included (the
+    engine converts them with the encoder's when ``model.sync_batchnorm`` is on, the default).
 
     Terms (detached 0-d): ``invariance``, ``variance``, ``covariance`` (unweighted) and ``total``.
 
