@@ -122,7 +122,7 @@ def _scores(metrics: dict[str, Any], k_values: tuple[int, ...]) -> dict[str, dic
     """``{readout: {"knn@K": percent, ..., "linear": percent}}`` from an evaluation's metrics: the token protocol's
     readouts, then the standard protocol's (named ``"<readout> (standard)"``; None where its kNN sweep has no K)."""
     out: dict[str, dict[str, float | None]] = {}
-    readouts = [(name, r) for name, r in metrics["readouts"].items()]
+    readouts = list(metrics["readouts"].items())
     readouts += [(name + STANDARD_SUFFIX, r) for name, r in metrics.get("standard_readouts", {}).items()]
     for name, r in readouts:
         by_k = dict(zip(r["knn"]["k_values"], r["knn"]["top1"], strict=True))
